@@ -1,0 +1,417 @@
+-- Clients: configuration from options and the environment, headers, and the
+-- one request pipeline (URL, body, retries, errors) every resource goes
+-- through. The HTTP exchange itself is openai.core's Connection.
+local core = require("openai.core")
+local errors = require("openai.errors")
+local url = require("openai.url")
+
+local VERSION = "0.1.0"
+local DEFAULT_BASE_URL = "https://api.openai.com/v1"
+local DEFAULT_TIMEOUT = 600 -- seconds, per attempt
+local DEFAULT_MAX_RETRIES = 2
+local MAX_SERVER_DELAY = 60 -- seconds; longer retry-after values fall back to backoff
+
+local M = { VERSION = VERSION, DEFAULT_BASE_URL = DEFAULT_BASE_URL }
+
+-- Client state, the API key included, lives here and not in the client
+-- table, so printing or walking a client never shows the key.
+local states = setmetatable({}, { __mode = "k" })
+
+-- `_request_id` of returned objects: not a member, so pairs() sees exactly
+-- the JSON members.
+local request_ids = setmetatable({}, { __mode = "k" })
+local object_mt = {
+  __name = "openai.Object",
+  __index = function(object, key)
+    if key == "_request_id" then return request_ids[object] end
+  end,
+}
+M.object_mt = object_mt
+
+---------------------------------------------------------------------------
+-- Validation helpers: they return an error message, the caller raises it
+-- at the user's call site.
+
+local function env(name)
+  local value = os.getenv(name)
+  if value == nil then return nil end
+  value = value:match("^%s*(.-)%s*$")
+  if value == "" then return nil end
+  return value
+end
+
+local function is_token(text)
+  return type(text) == "string" and text:match("^[%w!#%$%%&'%*%+%-%.%^_`|~]+$") ~= nil
+end
+
+local function has_control(text)
+  return text:find("[%z\r\n]") ~= nil
+end
+
+local function check_header(name, value, where)
+  if not is_token(name) then
+    return ("%s: invalid header name %q"):format(where, tostring(name))
+  end
+  if value == false or value == core.null then return nil end
+  if type(value) == "number" then value = tostring(value) end
+  if type(value) ~= "string" then
+    return ("%s: header '%s' must be a string or false"):format(where, name)
+  end
+  if has_control(value) then
+    return ("%s: header '%s' contains CR, LF or NUL"):format(where, name)
+  end
+  return nil
+end
+
+local function check_number(value, what, min_exclusive)
+  if type(value) ~= "number" or value ~= value or value <= min_exclusive then
+    return ("%s must be a positive number of seconds"):format(what)
+  end
+end
+
+local function check_retries(value, what)
+  if math.type(value) ~= "integer" and not (type(value) == "number" and value == math.floor(value)) or value < 0
+      or value == math.huge then
+    return ("%s must be a non-negative integer"):format(what)
+  end
+end
+
+---------------------------------------------------------------------------
+-- Headers: an ordered set keyed by lower-case name, so later layers
+-- override earlier ones whatever their case, and `false` removes.
+
+local function header_set(set, name, value)
+  local key = name:lower()
+  if set.lines[key] == nil and not set.seen[key] then
+    set.order[#set.order + 1] = key
+  end
+  set.seen[key] = true
+  if value == false or value == core.null then
+    set.lines[key] = false
+  else
+    set.lines[key] = name .. ": " .. tostring(value)
+  end
+end
+
+local function header_copy(set)
+  local copy = { order = {}, lines = {}, seen = {} }
+  for i, key in ipairs(set.order) do
+    copy.order[i] = key
+    copy.lines[key] = set.lines[key]
+    copy.seen[key] = true
+  end
+  return copy
+end
+
+local function header_lines(set)
+  local out = {}
+  for _, key in ipairs(set.order) do
+    local line = set.lines[key]
+    if line then
+      out[#out + 1] = line
+    elseif key == "accept" then
+      out[#out + 1] = "Accept:" -- stop libcurl from adding its own Accept
+    end
+  end
+  return out
+end
+
+-- OPENAI_CUSTOM_HEADERS: "Name: value" lines.
+local function custom_env_headers()
+  local text = os.getenv("OPENAI_CUSTOM_HEADERS")
+  local out = {}
+  if text == nil then return out end
+  for line in text:gmatch("[^\r\n]+") do
+    local name, value = line:match("^%s*([^:]-)%s*:%s*(.-)%s*$")
+    if name and name ~= "" then out[#out + 1] = { name, value } end
+  end
+  return out
+end
+
+---------------------------------------------------------------------------
+-- Client construction
+
+local CLIENT_OPTIONS = {
+  api_key = true, base_url = true, organization = true, project = true, timeout = true,
+  max_retries = true, default_headers = true, default_query = true,
+  ca_file = true, ca_path = true, proxy = true, max_response_bytes = true,
+}
+
+local function optional_string(opts, key, env_name)
+  local value = opts[key]
+  if value == nil then
+    if env_name then return env(env_name) end
+    return nil
+  end
+  if type(value) ~= "string" then error(("openai.new: option '%s' must be a string"):format(key), 3) end
+  return value
+end
+
+local Client = { __name = "openai.Client" }
+Client.__index = Client
+
+function Client:__tostring()
+  local state = states[self]
+  return ("openai.Client (%s)%s"):format(state.base_url, state.closed and " closed" or "")
+end
+
+-- Releases the client's connections; later calls raise. Safe to repeat.
+function Client:close()
+  local state = states[self]
+  if state and not state.closed then
+    state.closed = true
+    state.connection:close()
+  end
+end
+Client.__close = Client.close
+
+-- Builds the state behind a client. Raises on bad options.
+function M.new_state(opts)
+  if opts == nil then opts = {} end
+  if type(opts) ~= "table" then error("openai.new: options must be a table", 3) end
+  for key in pairs(opts) do
+    if not CLIENT_OPTIONS[key] then error(("openai.new: unknown option '%s'"):format(tostring(key)), 3) end
+  end
+
+  local api_key = optional_string(opts, "api_key", "OPENAI_API_KEY")
+  if api_key == nil or api_key == "" then
+    error("openai: missing API key: pass api_key to openai.new{} or set the OPENAI_API_KEY environment variable", 3)
+  end
+  if has_control(api_key) then
+    error("openai.new: the API key contains CR, LF or NUL", 3) -- never echo the key
+  end
+
+  local base_url = optional_string(opts, "base_url", "OPENAI_BASE_URL")
+  if base_url == nil or base_url == "" then base_url = DEFAULT_BASE_URL end
+  if has_control(base_url) or base_url:find("%s") or not base_url:match("^[hH][tT][tT][pP][sS]?://.") then
+    error(("openai.new: base_url must be an http:// or https:// URL, got %q"):format(base_url), 3)
+  end
+
+  local timeout = opts.timeout or DEFAULT_TIMEOUT
+  local problem = check_number(timeout, "openai.new: timeout", 0)
+  if problem then error(problem, 3) end
+  local max_retries = opts.max_retries or DEFAULT_MAX_RETRIES
+  problem = check_retries(max_retries, "openai.new: max_retries")
+  if problem then error(problem, 3) end
+  max_retries = math.tointeger(max_retries)
+
+  local organization = optional_string(opts, "organization", "OPENAI_ORG_ID")
+  local project = optional_string(opts, "project", "OPENAI_PROJECT_ID")
+
+  -- The headers every request starts from, in the official SDKs' layers.
+  local headers = { order = {}, lines = {}, seen = {} }
+  header_set(headers, "Accept", "application/json")
+  header_set(headers, "User-Agent", "OpenAI/Lua " .. VERSION)
+  header_set(headers, "X-Stainless-Lang", "lua")
+  header_set(headers, "X-Stainless-Package-Version", VERSION)
+  header_set(headers, "X-Stainless-OS", core.os)
+  header_set(headers, "X-Stainless-Arch", core.arch)
+  header_set(headers, "X-Stainless-Runtime", "lua")
+  header_set(headers, "X-Stainless-Runtime-Version", _VERSION:match("[%d%.]+$") or _VERSION)
+  for name, value in pairs { ["OpenAI-Organization"] = organization, ["OpenAI-Project"] = project } do
+    if has_control(value) then error(("openai.new: %s contains CR, LF or NUL"):format(name), 3) end
+    header_set(headers, name, value)
+  end
+  header_set(headers, "Authorization", "Bearer " .. api_key)
+  for _, pair in ipairs(custom_env_headers()) do
+    problem = check_header(pair[1], pair[2], "OPENAI_CUSTOM_HEADERS")
+    if problem then error(problem, 3) end
+    header_set(headers, pair[1], pair[2])
+  end
+  if opts.default_headers ~= nil then
+    if type(opts.default_headers) ~= "table" then error("openai.new: default_headers must be a table", 3) end
+    for name, value in pairs(opts.default_headers) do
+      problem = check_header(name, value, "openai.new: default_headers")
+      if problem then error(problem, 3) end
+      header_set(headers, name, value)
+    end
+  end
+
+  if opts.default_query ~= nil and type(opts.default_query) ~= "table" then
+    error("openai.new: default_query must be a table", 3)
+  end
+
+  local ok, connection = pcall(core.connection, {
+    ca_file = opts.ca_file, ca_path = opts.ca_path, proxy = opts.proxy,
+    max_response_bytes = opts.max_response_bytes,
+  })
+  if not ok then error("openai.new: " .. tostring(connection), 3) end
+
+  return {
+    base_url = base_url,
+    timeout = timeout,
+    max_retries = max_retries,
+    headers = headers,
+    default_query = opts.default_query,
+    connection = connection,
+    closed = false,
+  }
+end
+
+function M.new_client(state)
+  local client = setmetatable({}, Client)
+  states[client] = state
+  return client
+end
+
+function M.state_of(client)
+  return states[client]
+end
+
+---------------------------------------------------------------------------
+-- Per-call options
+
+local CALL_OPTIONS = { timeout = true, max_retries = true, headers = true, query = true }
+
+-- Returns nil or a message.
+function M.check_call_options(opts)
+  if opts == nil then return nil end
+  if type(opts) ~= "table" then return "options must be a table" end
+  for key in pairs(opts) do
+    if not CALL_OPTIONS[key] then return ("unknown option '%s'"):format(tostring(key)) end
+  end
+  if opts.timeout ~= nil then
+    local problem = check_number(opts.timeout, "timeout", 0)
+    if problem then return problem end
+  end
+  if opts.max_retries ~= nil then
+    local problem = check_retries(opts.max_retries, "max_retries")
+    if problem then return problem end
+  end
+  if opts.headers ~= nil then
+    if type(opts.headers) ~= "table" then return "headers must be a table" end
+    for name, value in pairs(opts.headers) do
+      local problem = check_header(name, value, "headers")
+      if problem then return problem end
+    end
+  end
+  if opts.query ~= nil and type(opts.query) ~= "table" then return "query must be a table" end
+  return nil
+end
+
+local function merge_query(into, from)
+  if from == nil then return end
+  for key, value in pairs(from) do
+    if value == false then into[key] = nil else into[key] = value end
+  end
+end
+
+---------------------------------------------------------------------------
+-- Retries
+
+local function should_retry(status, headers)
+  local verdict = headers["x-should-retry"]
+  if verdict == "true" then return true end
+  if verdict == "false" then return false end
+  return status == 408 or status == 409 or status == 429 or status >= 500
+end
+
+-- Seconds to wait before retry number `retry` (0 for the first): the
+-- server's retry-after-ms, then retry-after (seconds or an HTTP date), when
+-- within 0..60 s; otherwise min(0.5 * 2^retry, 8) minus up to 25% jitter.
+function M.retry_delay(headers, retry)
+  local ms
+  if headers then
+    ms = tonumber(headers["retry-after-ms"])
+    if ms == nil and headers["retry-after"] then
+      local seconds = tonumber(headers["retry-after"])
+      if seconds == nil then
+        local date = core.http_date(headers["retry-after"])
+        if date then seconds = date - os.time() end
+      end
+      if seconds then ms = seconds * 1000 end
+    end
+  end
+  if ms and ms == ms and ms >= 0 and ms <= MAX_SERVER_DELAY * 1000 then
+    return ms / 1000
+  end
+  return math.min(0.5 * 2 ^ retry, 8) * (1 - math.random() * 0.25)
+end
+
+---------------------------------------------------------------------------
+-- The request pipeline
+
+-- Prepares a call: everything that can fail on bad input fails here,
+-- before any byte is sent. Returns the prepared call, or nil and a message.
+function M.prepare(state, method, path, query, body, opts)
+  local problem = M.check_call_options(opts)
+  if problem then return nil, problem end
+  opts = opts or {}
+  local params = {}
+  merge_query(params, state.default_query)
+  merge_query(params, query)
+  merge_query(params, opts.query)
+  local ok, text = pcall(url.query_string, params)
+  if not ok then return nil, text end
+  local encoded
+  if body ~= nil then
+    ok, encoded = pcall(core.json_encode, body)
+    if not ok then return nil, "cannot encode the request body: " .. tostring(encoded):gsub("^[^:]*:%d+: ", "") end
+  end
+  local headers = header_copy(state.headers)
+  if encoded then header_set(headers, "Content-Type", "application/json") end
+  if opts.timeout then header_set(headers, "X-Stainless-Timeout", ("%d"):format(math.floor(math.min(opts.timeout, 2^53)))) end
+  return {
+    method = method,
+    url = url.join(state.base_url, path, text),
+    body = encoded,
+    headers = headers,
+    call_headers = opts.headers,
+    timeout = opts.timeout or state.timeout,
+    max_retries = opts.max_retries and math.tointeger(opts.max_retries) or state.max_retries,
+  }
+end
+
+local function attempt_headers(call, attempt)
+  local headers = header_copy(call.headers)
+  header_set(headers, "X-Stainless-Retry-Count", attempt)
+  if call.call_headers then
+    for name, value in pairs(call.call_headers) do header_set(headers, name, value) end
+  end
+  return header_lines(headers)
+end
+
+local function success(status, headers, body, decode_error)
+  if decode_error then
+    return nil, errors.validation(status, headers, body, "response body is not valid JSON: " .. decode_error)
+  end
+  if type(body) ~= "table" or getmetatable(body) == core.array_mt then
+    local reason = (body == nil or body == "") and "response body is empty" or "response body is not a JSON object"
+    return nil, errors.validation(status, headers, body, reason)
+  end
+  if getmetatable(body) == nil then
+    setmetatable(body, object_mt)
+    request_ids[body] = headers["x-request-id"]
+  end
+  return body
+end
+
+-- Sends a prepared call with retries. Returns the decoded object, or nil
+-- and an error object.
+function M.send(state, call)
+  if state.closed then error("openai: attempt to use a closed client", 3) end
+  local retries = 0
+  while true do
+    local status, headers, body, decode_error = state.connection:request(
+      call.method, call.url, attempt_headers(call, retries), call.body, call.timeout, true)
+    local err, retryable
+    if status == nil then
+      local kind, cause = headers, body
+      if kind == "timeout" then
+        err, retryable = errors.timeout(cause), true
+      else
+        err, retryable = errors.connection(cause), kind ~= "too_large"
+      end
+      headers = nil
+    elseif status >= 200 and status < 300 then
+      return success(status, headers, body, decode_error)
+    else
+      err, retryable = errors.from_response(status, headers, body), should_retry(status, headers)
+    end
+    if not retryable or retries >= call.max_retries then return nil, err end
+    core.sleep(M.retry_delay(headers, retries))
+    retries = retries + 1
+  end
+end
+
+return M

@@ -1,0 +1,131 @@
+-- Error objects: what every runtime failure returns as the second value of
+-- `nil, err`. One metatable, openai.Error; the `name` field says the kind.
+local core = require("openai.core")
+
+local errors = {}
+
+local STATUS_NAMES = {
+  [400] = "BadRequestError",
+  [401] = "AuthenticationError",
+  [403] = "PermissionDeniedError",
+  [404] = "NotFoundError",
+  [409] = "ConflictError",
+  [422] = "UnprocessableEntityError",
+  [429] = "RateLimitError",
+}
+
+-- Every kind is an APIError; a timeout is also a connection error.
+local PARENT = {
+  APIConnectionTimeoutError = "APIConnectionError",
+  APIConnectionError = "APIError",
+  APIResponseValidationError = "APIError",
+  InternalServerError = "APIError",
+}
+for _, name in pairs(STATUS_NAMES) do PARENT[name] = "APIError" end
+
+local Error = { __name = "openai.Error" }
+Error.__index = Error
+errors.Error = Error
+
+local function one_line(text)
+  return (tostring(text):gsub("[\r\n]+", " "))
+end
+
+function Error.__tostring(err)
+  local text = err.name .. ": " .. one_line(err.message)
+  if err.cause ~= nil then text = text .. " (" .. one_line(err.cause) .. ")" end
+  if err.request_id ~= nil then text = text .. " [request " .. one_line(err.request_id) .. "]" end
+  return text
+end
+
+-- err:is("APIConnectionError") is true for that kind and every kind below it.
+function Error:is(name)
+  local kind = self.name
+  while kind ~= nil do
+    if kind == name then return true end
+    kind = PARENT[kind]
+  end
+  return false
+end
+
+function errors.new(fields)
+  return setmetatable(fields, Error)
+end
+
+local function absent(value)
+  return value == nil or value == core.null
+end
+
+local function json_text(value)
+  local ok, text = pcall(core.json_encode, value)
+  return ok and text or tostring(value)
+end
+
+-- The name an HTTP status maps to, as in the official SDKs.
+function errors.name_for_status(status)
+  return STATUS_NAMES[status] or (status >= 500 and "InternalServerError") or "APIError"
+end
+
+-- An error from a non-2xx response. `body` is the decoded JSON body when it
+-- parsed, else the raw text. The message follows the official SDKs:
+-- "<status> <error.message>", or "<status> status code (no body)".
+function errors.from_response(status, headers, body)
+  local detail, text
+  if type(body) == "table" then
+    detail = rawget(body, "error")
+    if absent(detail) then detail = body end -- a body without `error` is the error
+  elseif type(body) == "string" then
+    if body ~= "" then text = body end
+  elseif body ~= nil then
+    text = json_text(body) -- a JSON scalar
+  end
+  if detail ~= nil then
+    local message = type(detail) == "table" and rawget(detail, "message") or nil
+    if type(message) == "string" and message ~= "" then
+      text = message
+    elseif not absent(message) and message ~= "" and message ~= false then
+      text = json_text(message)
+    else
+      text = json_text(detail)
+    end
+  end
+  local function field(name)
+    local value = type(detail) == "table" and rawget(detail, name) or nil
+    if absent(value) then return nil end
+    return value
+  end
+  return errors.new {
+    name = errors.name_for_status(status),
+    status = status,
+    message = text and (status .. " " .. text) or (status .. " status code (no body)"),
+    type = field("type"),
+    code = field("code"),
+    param = field("param"),
+    error = detail,
+    request_id = headers["x-request-id"],
+    headers = headers,
+    body = body,
+  }
+end
+
+function errors.connection(cause)
+  return errors.new { name = "APIConnectionError", message = "Connection error.", cause = cause }
+end
+
+function errors.timeout(cause)
+  return errors.new { name = "APIConnectionTimeoutError", message = "Request timed out.", cause = cause }
+end
+
+-- A 2xx response whose body is not the JSON that was expected.
+function errors.validation(status, headers, body, reason)
+  return errors.new {
+    name = "APIResponseValidationError",
+    status = status,
+    message = status .. " " .. reason,
+    request_id = headers and headers["x-request-id"],
+    headers = headers,
+    body = body,
+  }
+end
+
+return errors

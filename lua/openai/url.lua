@@ -1,0 +1,100 @@
+-- URL building as the official SDKs do it: path parameters, query strings,
+-- base URL joining.
+local core = require("openai.core")
+
+local url = {}
+
+local function percent(char)
+  return ("%%%02X"):format(char:byte())
+end
+
+-- Path parameters keep A-Z a-z 0-9 - . _ ~ ! $ & ' ( ) * + , ; = : @ and
+-- percent-encode every other byte (so "/" -> %2F, "%" -> %25, "?" -> %3F).
+function url.encode_path_param(value)
+  return (value:gsub("[^%w%-%._~!%$&'%(%)%*%+,;=:@]", percent))
+end
+
+-- Query keys and values: RFC 3986 unreserved characters stay, the rest is
+-- percent-encoded (space -> %20, "[" -> %5B).
+local function encode_component(value)
+  return (value:gsub("[^%w%-%._~]", percent))
+end
+url.encode_component = encode_component
+
+local function sorted_keys(tbl)
+  local keys = {}
+  for key in pairs(tbl) do keys[#keys + 1] = key end
+  table.sort(keys, function(a, b) return tostring(a) < tostring(b) end)
+  return keys
+end
+
+local function scalar_text(value)
+  if value == core.null then return "" end
+  local kind = type(value)
+  if kind == "string" then return value end
+  if kind == "boolean" then return value and "true" or "false" end
+  if kind == "number" then
+    if math.type(value) == "integer" then return ("%d"):format(value) end
+    if value == math.floor(value) and value > -2^53 and value < 2^53 then return ("%d"):format(value) end
+    for digits = 15, 16 do -- the shortest text that reads back the same
+      local text = ("%." .. digits .. "g"):format(value)
+      if tonumber(text) == value then return text end
+    end
+    return ("%.17g"):format(value)
+  end
+  return nil
+end
+
+local function is_sequence(tbl)
+  if getmetatable(tbl) == core.array_mt then return true end
+  local count = 0
+  for _ in pairs(tbl) do count = count + 1 end
+  return count > 0 and count == #tbl
+end
+
+-- Appends key=value pairs for `value` under `key`: tables become key[sub],
+-- sequences key[], booleans true/false, openai.null an empty value.
+local function add_pairs(out, key, value)
+  if type(value) == "table" then
+    if is_sequence(value) then
+      for i = 1, #value do add_pairs(out, key .. "[]", value[i]) end
+    else
+      for _, sub in ipairs(sorted_keys(value)) do
+        add_pairs(out, key .. "[" .. tostring(sub) .. "]", value[sub])
+      end
+    end
+    return
+  end
+  local text = scalar_text(value)
+  if text == nil then
+    error(("query parameter '%s' cannot be a %s"):format(key, type(value)), 0)
+  end
+  out[#out + 1] = encode_component(key) .. "=" .. encode_component(text)
+end
+
+-- Encodes a table of query parameters (keys sorted, so URLs are stable);
+-- returns "" when there is nothing to send.
+function url.query_string(params)
+  local out = {}
+  for _, key in ipairs(sorted_keys(params)) do
+    if type(key) ~= "string" then error("query parameter names must be strings", 0) end
+    add_pairs(out, key, params[key])
+  end
+  return table.concat(out, "&")
+end
+
+-- base .. path with one slash dropped when both have it; a query in the
+-- base URL is kept and put after the path.
+function url.join(base, path, query)
+  local base_path, base_query = base:match("^([^?#]*)%??([^#]*)")
+  if base_path:sub(-1) == "/" and path:sub(1, 1) == "/" then
+    base_path = base_path:sub(1, -2)
+  end
+  local queries = {}
+  if base_query ~= "" then queries[#queries + 1] = base_query end
+  if query ~= nil and query ~= "" then queries[#queries + 1] = query end
+  if #queries == 0 then return base_path .. path end
+  return base_path .. path .. "?" .. table.concat(queries, "&")
+end
+
+return url
