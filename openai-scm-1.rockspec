@@ -1,0 +1,43 @@
+rockspec_format = "3.0"
+package = "openai"
+version = "scm-1"
+source = {
+  url = "git+file:///dev/null", -- built from a checkout with `luarocks make`
+}
+description = {
+  summary = "Native Lua client for the OpenAI API (C core on libcurl and yajl)",
+  detailed = [[
+    require("openai"): chat completions with exact JSON mirroring (int64
+    integers, floats, null, empty arrays), the official SDKs' retries, errors
+    and headers, keep-alive connections per client.
+  ]],
+  license = "MIT",
+}
+dependencies = {
+  "lua >= 5.4, < 5.5",
+}
+external_dependencies = {
+  -- Debian keeps curl.h in the multiarch include directory, which the
+  -- compiler searches by itself but luarocks does not: check the library.
+  CURL = { library = "curl" },
+  YAJL = { header = "yajl/yajl_parse.h", library = "yajl" },
+}
+build = {
+  type = "builtin",
+  modules = {
+    ["openai.core"] = {
+      sources = {
+        "src/buffer.c", "src/core.c", "src/http.c", "src/json_decode.c", "src/json_encode.c",
+      },
+      defines = { "_POSIX_C_SOURCE=200809L" },
+      libraries = { "curl", "yajl", "m", "pthread" },
+      incdirs = { "$(CURL_INCDIR)", "$(YAJL_INCDIR)" },
+      libdirs = { "$(CURL_LIBDIR)", "$(YAJL_LIBDIR)" },
+    },
+    ["openai"] = "lua/openai/init.lua",
+    ["openai.client"] = "lua/openai/client.lua",
+    ["openai.errors"] = "lua/openai/errors.lua",
+    ["openai.resources"] = "lua/openai/resources.lua",
+    ["openai.url"] = "lua/openai/url.lua",
+  },
+}

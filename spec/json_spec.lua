@@ -1,0 +1,678 @@
+-- The JSON codec of openai.core (src/json_decode.c, src/json_encode.c).
+-- Run: busted --lua=lua5.4 spec/json_spec.lua (.busted puts build/?.so on cpath).
+local core = require("openai.core")
+
+local decode, encode = core.json_decode, core.json_encode
+local null, array_mt = core.null, core.array_mt
+
+local spec_dir = (debug.getinfo(1, "S").source:match("^@(.*[/\\])") or "./")
+local FIXTURE = spec_dir .. "fixtures/chatcmpl-abc123.json"
+
+local function read_file(path)
+  local f = assert(io.open(path, "rb"))
+  local data = f:read("a")
+  f:close()
+  return data
+end
+
+-- Structural equality that also compares math.type, the array marker and
+-- the absence of any other metatable. Returns true or false plus a path.
+local function same(a, b, path)
+  path = path or "$"
+  if type(a) ~= type(b) then
+    return false, path .. ": " .. type(a) .. " vs " .. type(b)
+  end
+  if type(a) == "number" then
+    if math.type(a) ~= math.type(b) then
+      return false, path .. ": " .. math.type(a) .. " vs " .. math.type(b)
+    end
+    if a ~= b and not (a ~= a and b ~= b) then
+      return false, path .. ": " .. tostring(a) .. " vs " .. tostring(b)
+    end
+    if a == 0 and math.type(a) == "float" and 1 / a ~= 1 / b then
+      return false, path .. ": signed zero differs"
+    end
+    return true
+  end
+  if type(a) ~= "table" then
+    if a ~= b then return false, path .. ": " .. tostring(a) .. " vs " .. tostring(b) end
+    return true
+  end
+  if getmetatable(a) ~= getmetatable(b) then
+    return false, path .. ": metatables differ"
+  end
+  for k, v in pairs(a) do
+    local ok, why = same(v, rawget(b, k), path .. "." .. tostring(k))
+    if not ok then return false, why end
+  end
+  for k in pairs(b) do
+    if rawget(a, k) == nil then return false, path .. "." .. tostring(k) .. " missing" end
+  end
+  return true
+end
+
+local function assert_same(a, b)
+  local ok, why = same(a, b)
+  assert(ok, why)
+end
+
+local function bytes(s)
+  return (s:gsub(".", function(c) return string.format("%02X ", c:byte()) end))
+end
+
+local function arr(t)
+  return setmetatable(t, array_mt)
+end
+
+-- encode must raise an error whose message contains `needle` (plain text).
+local function encode_fails(value, needle)
+  local ok, err = pcall(encode, value)
+  assert(not ok, "encode should have failed (" .. needle .. ")")
+  assert(type(err) == "string", "error is not a string")
+  assert(err:find(needle, 1, true), "expected '" .. needle .. "' in: " .. err)
+  return err
+end
+
+-- decode must return nil plus a one-line message containing `needle`.
+local function decode_fails(text, needle, ...)
+  local v, err = decode(text, ...)
+  assert(v == nil, "decode should have failed for " .. string.format("%q", text:sub(1, 40)))
+  assert(type(err) == "string", "no message")
+  assert(not err:find("\n"), "message is not one line: " .. err)
+  if needle then assert(err:find(needle, 1, true), "expected '" .. needle .. "' in: " .. err) end
+  return err
+end
+
+describe("json codec", function()
+  describe("golden fixture chatcmpl-abc123.json", function()
+    local text = read_file(FIXTURE)
+
+    it("decodes with the documented types", function()
+      local cc = assert(decode(text))
+      assert.is_nil(getmetatable(cc))
+      assert.are.equal("chat.completion", cc.object)
+      assert.are.equal(4944116822809979520, cc.seed)
+      assert.are.equal("integer", math.type(cc.seed))
+      assert.are.equal("integer", math.type(cc.created))
+      assert.are.equal(1738960610, cc.created)
+      assert.are.equal("float", math.type(cc.temperature))
+      assert.are.equal(1.0, cc.temperature)
+      assert.are.equal("float", math.type(cc.top_p))
+      assert.are.equal("float", math.type(cc.presence_penalty))
+      assert.are.equal("integer", math.type(cc.usage.total_tokens))
+      assert.are.equal(null, cc.tool_choice)
+      local seen = {}
+      for k in pairs(cc) do seen[k] = true end
+      for _, k in ipairs({ "tool_choice", "input_user", "tools", "response_format" }) do
+        assert.is_true(seen[k], k .. " must be present in pairs()")
+      end
+      assert.are.equal("table", type(cc.metadata))
+      assert.is_nil(getmetatable(cc.metadata))
+      assert.is_nil(next(cc.metadata))
+      assert.are.equal(array_mt, getmetatable(cc.choices))
+      assert.are.equal(1, #cc.choices)
+      local msg = cc.choices[1].message
+      assert.is_nil(getmetatable(msg))
+      assert.are.equal(null, msg.tool_calls)
+      assert.are.equal(null, cc.choices[1].logprobs)
+      assert.is_truthy(msg.content:find("\xE2\x80\x94", 1, true)) -- U+2014
+      assert.are.equal("Mind of circuits hum, \nLearning patterns in silence\xE2\x80\x94 \nFuture's quiet spark.",
+        msg.content)
+    end)
+
+    it("re-encodes and decodes to identical values and types", function()
+      local first = assert(decode(text))
+      local json = encode(first)
+      assert.is_falsy(json:find("[\n ]%s*\""), "output must be compact")
+      assert.is_truthy(json:find('"seed":4944116822809979520', 1, true))
+      assert.is_truthy(json:find('"temperature":1.0', 1, true))
+      assert.is_truthy(json:find('"metadata":{}', 1, true))
+      assert.is_truthy(json:find('"tool_choice":null', 1, true))
+      local second = assert(decode(json))
+      assert_same(first, second)
+      assert.are.equal(json, encode(second))
+    end)
+  end)
+
+  describe("decoding numbers", function()
+    local cases = {
+      { "0", 0, "integer" },
+      { "-0", 0, "integer" },
+      { "42", 42, "integer" },
+      { "-42", -42, "integer" },
+      { "9223372036854775807", math.maxinteger, "integer" },
+      { "-9223372036854775808", math.mininteger, "integer" },
+      { "9223372036854775808", 9223372036854775808.0, "float" },
+      { "-9223372036854775809", -9223372036854775809.0, "float" },
+      { "99999999999999999999", 1e20, "float" },
+      { "4944116822809979520", 4944116822809979520, "integer" },
+      { "9007199254740993", 9007199254740993, "integer" },
+      { "1.0", 1.0, "float" },
+      { "-0.0", -0.0, "float" },
+      { "1e2", 100.0, "float" },
+      { "1E2", 100.0, "float" },
+      { "1e+2", 100.0, "float" },
+      { "25e-1", 2.5, "float" },
+      { "0.1", 0.1, "float" },
+      { "-1.5", -1.5, "float" },
+      { "1e400", math.huge, "float" },
+      { "-1e400", -math.huge, "float" },
+      { "1e-400", 0.0, "float" },
+      { "5e-324", 4.9406564584124654e-324, "float" },
+      { "2.2250738585072014e-308", 2.2250738585072014e-308, "float" },
+      { "1.7976931348623157e308", 1.7976931348623157e308, "float" },
+      { "0.30000000000000004", 0.30000000000000004, "float" },
+    }
+    for _, c in ipairs(cases) do
+      it(c[1] .. " -> " .. c[3], function()
+        local v = decode(c[1])
+        assert.are.equal(c[3], math.type(v))
+        assert.are.equal(c[2], v)
+        local w = decode("[" .. c[1] .. "]")[1]
+        assert.are.equal(c[3], math.type(w))
+        assert.are.equal(c[2], w)
+      end)
+    end
+
+    it("keeps the sign of -0.0 and not of -0", function()
+      assert.are.equal(-math.huge, 1 / decode("-0.0"))
+      assert.are.equal(0, decode("-0"))
+      assert.are.equal("integer", math.type(decode("-0")))
+    end)
+
+    it("a 400-digit integer becomes a float, never clamped", function()
+      local v = decode(string.rep("9", 400))
+      assert.are.equal("float", math.type(v))
+      assert.are.equal(math.huge, v)
+      local w = decode("1" .. string.rep("0", 30))
+      assert.are.equal(1e30, w)
+    end)
+
+    it("rejects what JSON does not allow", function()
+      for _, s in ipairs({ "01", "-", "1.", ".5", "+1", "1e", "0x10", "NaN", "Infinity", "-Infinity", "1.5e+" }) do
+        decode_fails(s)
+      end
+    end)
+  end)
+
+  describe("decoding strings", function()
+    it("handles every escape", function()
+      assert.are.equal('"\\/\b\f\n\r\t', decode([["\"\\\/\b\f\n\r\t"]]))
+      assert.are.equal("A\xC3\xA9\xE2\x82\xAC", decode([["\u0041\u00e9\u20AC"]]))
+    end)
+
+    it("keeps embedded NULs", function()
+      local s = decode([["a\u0000b"]])
+      assert.are.equal(3, #s)
+      assert.are.equal("a\0b", s)
+    end)
+
+    it("decodes surrogate pairs to 4-byte UTF-8", function()
+      assert.are.equal("\xF0\x9F\x98\x80", decode([["\ud83d\ude00"]]))
+      assert.are.equal("😀", decode([["\uD83D\uDE00"]]))
+      assert.are.equal("x😀y", decode([["x\ud83d\ude00y"]]))
+    end)
+
+    -- yajl 2.1.0's behaviour, documented in src/json_decode.c
+    it("lone surrogates do not crash and give yajl's documented bytes", function()
+      assert.are.equal("?", decode([["\ud800"]]))
+      assert.are.equal("?x", decode([["\ud800x"]]))
+      assert.are.equal("a?bc", decode([["a\ud800bc"]]))
+      assert.are.equal("?\n", decode([["\ud800\n"]]))
+      assert.are.equal("\xED\xB0\x80", decode([["\udc00"]]))
+      assert.are.equal("\xED\xB0\x80?", decode([["\udc00\ud800"]]))
+      assert.are.equal("F0 90 81 81 ", bytes(decode([["\ud800\u0041"]])))
+      -- and whatever came out encodes again
+      for _, s in ipairs({ [["\ud800"]], [["\udc00"]], [["\ud800\u0041"]] }) do
+        local v = decode(s)
+        assert.are.equal(v, decode(encode(v)))
+      end
+    end)
+
+    it("rejects invalid UTF-8 and raw control characters", function()
+      decode_fails('"\xff"', "UTF8")
+      decode_fails('"\xC3"', nil)
+      decode_fails('"\xC3("', "UTF8")
+      decode_fails('"\xE2\x82"', nil)
+      decode_fails('"\x80"', "UTF8")
+      decode_fails('"a\nb"', "invalid")
+      decode_fails('"a\0b"', nil)
+      decode_fails([["\x41"]], nil)
+      decode_fails([["\u12"]], nil)
+      decode_fails([["\u12G4"]], nil)
+    end)
+
+    it("passes non-ASCII text through", function()
+      local s = "\xE2\x80\x94 \xE6\x97\xA5\xE6\x9C\xAC \xF0\x9F\x98\x80 \xE2\x80\xA8 \x7F"
+      assert.are.equal(s, decode('"' .. s .. '"'))
+      assert.are.equal('"' .. s .. '"', encode(s))
+    end)
+  end)
+
+  describe("decoding structure", function()
+    it("null is core.null and the key stays", function()
+      local t = decode('{"a":null,"b":[null,1,null]}')
+      assert.are.equal(null, t.a)
+      assert.is_true(rawget(t, "a") ~= nil)
+      assert.are.equal(3, #t.b)
+      assert.are.equal(null, t.b[1])
+      assert.are.equal(null, t.b[3])
+      assert.are.equal(null, decode("null"))
+    end)
+
+    it("arrays carry array_mt, objects no metatable", function()
+      local t = decode('{"a":[],"o":{},"n":[[1],{"x":[2]}]}')
+      assert.are.equal(array_mt, getmetatable(t.a))
+      assert.is_nil(next(t.a))
+      assert.is_nil(getmetatable(t.o))
+      assert.is_nil(getmetatable(t))
+      assert.are.equal(array_mt, getmetatable(t.n))
+      assert.are.equal(array_mt, getmetatable(t.n[1]))
+      assert.is_nil(getmetatable(t.n[2]))
+      assert.are.equal(2, t.n[2].x[1])
+      assert.are.equal(array_mt, getmetatable(decode("[]")))
+    end)
+
+    it("arrays are 1-based sequences", function()
+      local t = decode('[10,"b",true,false,{"k":1},[2]]')
+      assert.are.equal(6, #t)
+      assert.are.equal(10, t[1])
+      assert.are.equal("b", t[2])
+      assert.is_true(t[3])
+      assert.is_false(t[4])
+      assert.is_nil(rawget(t, 0))
+      assert.is_nil(rawget(t, 7))
+    end)
+
+    it("duplicate keys: the last wins", function()
+      local t = decode('{"a":1,"a":2,"b":{"c":1},"b":{"d":2}}')
+      assert.are.equal(2, t.a)
+      assert.is_nil(t.b.c)
+      assert.are.equal(2, t.b.d)
+    end)
+
+    it("keys keep embedded NULs and escapes", function()
+      local t = decode('{"a\\u0000b":1,"\\u00e9":2,"":3}')
+      assert.are.equal(1, t["a\0b"])
+      assert.are.equal(2, t["\xC3\xA9"])
+      assert.are.equal(3, t[""])
+    end)
+
+    it("top-level scalars", function()
+      assert.are.equal("x", decode('"x"'))
+      assert.is_true(decode("true"))
+      assert.is_false(decode(" false "))
+      assert.are.equal(7, decode("\n\t 7 \r\n"))
+    end)
+
+    it("accepts 1000 levels and rejects 1001", function()
+      assert.is_table(decode(string.rep("[", 1000) .. string.rep("]", 1000)))
+      local deep_obj = string.rep('{"a":', 999) .. "[]" .. string.rep("}", 999)
+      assert.is_table(decode(deep_obj))
+      local err = decode_fails(string.rep("[", 1001) .. string.rep("]", 1001), "JSON nested too deeply (limit 1000)")
+      assert.are.equal("JSON nested too deeply (limit 1000)", err)
+      decode_fails(string.rep('{"a":', 1001) .. "1" .. string.rep("}", 1001), "nested too deeply")
+    end)
+
+    it("honours max_depth", function()
+      assert.is_table(decode("[[[1]]]", 3))
+      decode_fails("[[[1]]]", "JSON nested too deeply (limit 2)", 2)
+      assert.are.equal(5, decode("5", 1))
+      assert.is_table(decode(string.rep("[", 5000) .. string.rep("]", 5000), 5000))
+    end)
+
+    it("rejects 200 000 levels quickly and cleanly", function()
+      local t0 = os.clock()
+      decode_fails(string.rep("[", 200000) .. string.rep("]", 200000), "nested too deeply")
+      decode_fails(string.rep("[", 200000), "nested too deeply")
+      decode_fails(string.rep('{"a":', 200000), "nested too deeply")
+      -- with a raised limit it still fails cleanly (truncated input), no crash
+      decode_fails(string.rep("[", 200000), nil, 300000)
+      assert.is_true(os.clock() - t0 < 2, "too slow")
+    end)
+  end)
+
+  describe("decode errors", function()
+    it("empty and blank input", function()
+      decode_fails("", "empty")
+      decode_fails(" \n\t ", "empty")
+    end)
+
+    it("trailing garbage", function()
+      local err = decode_fails("[1]x", "trailing garbage")
+      assert.is_truthy(err:find("byte 3", 1, true) or err:find("byte 4", 1, true), err)
+      decode_fails("[1] [2]", "trailing garbage")
+      decode_fails("1 2", nil)
+      decode_fails('{"a":1}}', nil)
+      decode_fails("null x", nil)
+    end)
+
+    it("truncated input", function()
+      local text = read_file(FIXTURE)
+      for _, cut in ipairs({ 1, 2, 10, 100, #text // 2, #text - 1 }) do
+        decode_fails(text:sub(1, cut), nil)
+      end
+      decode_fails("[1,2", "premature EOF")
+      decode_fails('"abc', nil)
+      decode_fails('{"a"', nil)
+      decode_fails('{"a":', nil)
+      decode_fails("tru", nil)
+    end)
+
+    it("syntax errors name the reason and the byte offset", function()
+      local err = decode_fails('{"a":1,}', "invalid JSON")
+      assert.is_truthy(err:find("at byte %d+"), err)
+      decode_fails("[1,]", nil)
+      decode_fails("{a:1}", nil)
+      decode_fails("{'a':1}", nil)
+      decode_fails('{"a" 1}', nil)
+      decode_fails("[1 2]", nil)
+      decode_fails("// c\n1", nil)
+      decode_fails("/* c */ 1", nil)
+    end)
+
+    it("argument checks raise", function()
+      assert.has_error(function() decode() end)
+      assert.has_error(function() decode({}) end)
+      assert.has_error(function() decode("[]", 0) end)
+      assert.has_error(function() decode("[]", -1) end)
+      assert.has_error(function() decode("[]", 1.5) end)
+    end)
+  end)
+
+  describe("encoding", function()
+    it("scalars", function()
+      assert.are.equal("null", encode(nil))
+      assert.are.equal("null", encode(null))
+      assert.are.equal("true", encode(true))
+      assert.are.equal("false", encode(false))
+      assert.are.equal("0", encode(0))
+      assert.are.equal("-17", encode(-17))
+      assert.are.equal("9223372036854775807", encode(math.maxinteger))
+      assert.are.equal("-9223372036854775808", encode(math.mininteger))
+      assert.are.equal("4944116822809979520", encode(4944116822809979520))
+      assert.are.equal('""', encode(""))
+      assert.has_error(function() encode() end)
+    end)
+
+    it("floats: shortest text that reads back, and stays a float", function()
+      local cases = {
+        { 0.1, "0.1" },
+        { 1.0, "1.0" },
+        { -1.0, "-1.0" },
+        { 0.0, "0.0" },
+        { -0.0, "-0.0" },
+        { 2.5, "2.5" },
+        { 100.0, "100.0" },
+        { 1e300, "1e+300" },
+        { 1e-7, "1e-07" },
+        { 5e-324, "5e-324" },
+        { 2 ^ 53, "9007199254740992.0" },
+        { 2 ^ 63, "9.223372036854776e+18" },
+        { 1 / 3, "0.3333333333333333" },
+        { 0.30000000000000004, "0.30000000000000004" },
+        { 1.7976931348623157e308, "1.7976931348623157e+308" },
+        { 123456.789, "123456.789" },
+      }
+      for _, c in ipairs(cases) do
+        local text = encode(c[1])
+        assert.are.equal(c[2], text)
+        local back = decode(text)
+        assert.are.equal("float", math.type(back))
+        assert.are.equal(c[1], back)
+      end
+    end)
+
+    it("floats read back exactly (random bit patterns)", function()
+      math.randomseed(42)
+      for _ = 1, 2000 do
+        local v = string.unpack("<d", string.pack("<i8", math.random(math.mininteger, math.maxinteger)))
+        if v == v and v ~= math.huge and v ~= -math.huge then
+          local back = decode(encode(v))
+          assert.are.equal("float", math.type(back))
+          assert.are.equal(v, back)
+        end
+      end
+    end)
+
+    it("strings: escapes, no '/' escaping, NULs, non-ASCII", function()
+      assert.are.equal([["a\"b\\c/d"]], encode('a"b\\c/d'))
+      assert.are.equal([["\b\f\n\r\t"]], encode("\b\f\n\r\t"))
+      assert.are.equal('"\\u0000\\u0001\\u001f\127"', encode("\0\1\31\127"))
+      assert.are.equal('"\xE2\x80\x94"', encode("\xE2\x80\x94"))
+      assert.are.equal('"\xF0\x9F\x98\x80"', encode("😀"))
+      for i = 0, 127 do
+        local s = string.char(i)
+        assert.are.equal(s, decode(encode(s)))
+      end
+    end)
+
+    it("objects have sorted keys, arrays keep order", function()
+      assert.are.equal('{"a":1,"b":2,"c":3}', encode({ c = 3, a = 1, b = 2 }))
+      assert.are.equal('{"":0,"A":1,"B":2,"a":3,"aa":4,"b":5,"\xC3\xA9":6}',
+        encode({ b = 5, aa = 4, a = 3, B = 2, A = 1, [""] = 0, ["\xC3\xA9"] = 6 }))
+      assert.are.equal('{"a":1,"a\\u0000":2}', encode({ ["a\0"] = 2, a = 1 }))
+      assert.are.equal("[3,1,2]", encode({ 3, 1, 2 }))
+      local big = {}
+      for i = 1, 300 do big["k" .. string.format("%03d", 301 - i)] = i end
+      local text = encode(big)
+      assert.are.equal(text, encode(decode(text)))
+      assert.is_truthy(text:find('^{"k001":300,"k002":299,'))
+      -- deterministic across runs with different insertion orders
+      local a, b = {}, {}
+      for i = 1, 50 do a["x" .. i] = i end
+      for i = 50, 1, -1 do b["x" .. i] = i end
+      assert.are.equal(encode(a), encode(b))
+    end)
+
+    it("empty tables: {} object, array_mt array", function()
+      assert.are.equal("{}", encode({}))
+      assert.are.equal("[]", encode(setmetatable({}, array_mt)))
+      assert.are.equal('{"a":[],"b":{}}', encode({ a = arr({}), b = {} }))
+      assert.are.equal("[[],{}]", encode({ arr({}), {} }))
+    end)
+
+    it("ignores other metatables (raw access only)", function()
+      local t = setmetatable({ a = 1 }, {
+        __index = function() return "no" end,
+        __pairs = function() error("__pairs must not be called") end,
+        __len = function() return 99 end,
+      })
+      assert.are.equal('{"a":1}', encode(t))
+      local l = setmetatable({ 1, 2 }, { __len = function() return 10 end, __index = { 3, 4, 5 } })
+      assert.are.equal("[1,2]", encode(l))
+    end)
+
+    it("large strings (1 MB)", function()
+      local s = string.rep("abcdefghij\xE2\x80\x94", 1024 * 1024 // 13)
+      local text = encode(s)
+      assert.are.equal(#s + 2, #text)
+      assert.are.equal(s, decode(text))
+      local esc = string.rep('"\n\\', 350000)
+      local t2 = encode({ esc })
+      assert.are.equal(esc, decode(t2)[1])
+      local many = {}
+      for i = 1, 100000 do many[i] = "item" .. i end
+      local back = decode(encode(many))
+      assert_same(arr(many), back)
+    end)
+
+    it("nesting: 1000 levels encode, 1001 raise", function()
+      local v = {}
+      local cur = v
+      for _ = 2, 1000 do
+        local n = {}
+        cur[1] = n
+        cur = n
+      end
+      local text = encode(v)
+      assert.are.equal(string.rep("[", 999) .. "{}" .. string.rep("]", 999), text)
+      cur[1] = {}
+      encode_fails(v, "nested too deeply")
+      -- what the decoder accepts, the encoder writes back
+      local deep = string.rep("[", 1000) .. string.rep("]", 1000)
+      assert.are.equal(deep, encode(decode(deep)))
+    end)
+
+    describe("errors", function()
+      it("NaN and infinities", function()
+        encode_fails(0 / 0, "cannot encode NaN or infinity")
+        encode_fails(math.huge, "cannot encode NaN or infinity")
+        encode_fails(-math.huge, "cannot encode NaN or infinity")
+        encode_fails({ x = { 1, math.huge } }, "cannot encode NaN or infinity at x[2]")
+      end)
+
+      it("invalid UTF-8", function()
+        encode_fails("\xff", "invalid UTF-8 in string")
+        encode_fails("caf\xe9", "invalid UTF-8 in string")
+        encode_fails("\xC3", "invalid UTF-8 in string")
+        encode_fails("\xE2\x82", "invalid UTF-8 in string")
+        encode_fails("\xF8\x88\x80\x80\x80", "invalid UTF-8 in string")
+        encode_fails({ a = { "ok", "\x80" } }, "invalid UTF-8 in string at a[2]")
+        encode_fails({ ["k\xff"] = 1 }, "invalid UTF-8 in object key")
+      end)
+
+      it("sparse arrays", function()
+        encode_fails({ 1, nil, 3 }, "sparse array")
+        encode_fails({ [2] = 1 }, "sparse array")
+        encode_fails({ [0] = 1, 2 }, "sparse array")
+        encode_fails({ [-1] = 1 }, "sparse array")
+        encode_fails(arr({ [1] = 1, [3] = 3 }), "sparse array")
+      end)
+
+      it("mixed keys", function()
+        encode_fails({ 1, 2, a = 3 }, "table mixes array and object keys")
+        encode_fails({ list = { 1, x = 2 } }, "table mixes array and object keys at list")
+        encode_fails(arr({ 1, a = 2 }), "array")
+      end)
+
+      it("non-string keys", function()
+        encode_fails({ [true] = 1 }, "object keys must be strings")
+        encode_fails({ [1.5] = 1 }, "object keys must be strings")
+        encode_fails({ [{}] = 1 }, "object keys must be strings")
+        encode_fails({ [print] = 1 }, "object keys must be strings")
+      end)
+
+      it("cycles", function()
+        local t = {}
+        t.self = t
+        encode_fails(t, "cannot encode a table that contains itself")
+        local a = { b = { c = {} } }
+        a.b.c.back = a.b
+        encode_fails(a, "cannot encode a table that contains itself at b.c.back")
+        local l = arr({})
+        l[1] = l
+        encode_fails(l, "contains itself")
+        -- the same table twice, not nested, is fine
+        local shared = { 1 }
+        assert.are.equal('{"x":[1],"y":[1]}', encode({ x = shared, y = shared }))
+      end)
+
+      it("functions, userdata, threads, with the path", function()
+        encode_fails(print, "cannot encode function")
+        encode_fails(coroutine.create(print), "cannot encode thread")
+        encode_fails(io.stdout, "cannot encode userdata")
+        encode_fails({ messages = { { role = "user", content = print } } },
+          "cannot encode function at messages[1].content")
+        encode_fails({ ["a b"] = { io.stdout } }, 'cannot encode userdata at ["a b"][1]')
+      end)
+
+      it("leaves nothing behind (repeated failures keep memory flat)", function()
+        local big = string.rep("x", 100000)
+        local v = { big, big, big, big, print }
+        collectgarbage()
+        collectgarbage()
+        local before = collectgarbage("count")
+        for _ = 1, 200 do pcall(encode, v) end
+        collectgarbage()
+        collectgarbage()
+        assert.is_true(collectgarbage("count") - before < 1024, "memory grew")
+      end)
+    end)
+  end)
+
+  describe("round trips", function()
+    it("decode(encode(v)) == v for a mixed value", function()
+      local v = {
+        id = "chatcmpl-1",
+        n = math.mininteger,
+        f = 0.1,
+        whole = 3.0,
+        z = -0.0,
+        null_value = null,
+        list = arr({ 1, 2.0, "three", null, false, arr({}), {}, { k = arr({ 1 }) } }),
+        empty_list = arr({}),
+        empty_obj = {},
+        text = "line\nbreak \"quoted\" \xE2\x80\x94 \0 end",
+        nested = { a = { b = { c = { d = arr({ true }) } } } },
+      }
+      assert_same(v, decode(encode(v)))
+    end)
+
+    it("encode(decode(s)) keeps every value and type", function()
+      local s = '{"a":[1,1.0,-0.0,1e+300,"x",null,true,{},[]],"b":{"c":9223372036854775807}}'
+      assert.are.equal(s, encode(decode(s)))
+    end)
+
+    it("random documents", function()
+      math.randomseed(7)
+      local function gen(depth)
+        local r = math.random(depth > 4 and 6 or 8)
+        if r == 1 then return math.random(math.mininteger, math.maxinteger)
+        elseif r == 2 then return (math.random() - 0.5) * 10 ^ math.random(-300, 300)
+        elseif r == 3 then
+          local t = {}
+          for i = 1, math.random(0, 20) do t[i] = string.char(math.random(0, 127)) end
+          return table.concat(t)
+        elseif r == 4 then return math.random(2) == 1
+        elseif r == 5 then return null
+        elseif r == 6 then return math.random(-1000, 1000)
+        elseif r == 7 then
+          local t = arr({})
+          for i = 1, math.random(0, 5) do t[i] = gen(depth + 1) end
+          return t
+        else
+          local t = {}
+          for _ = 1, math.random(0, 5) do t["k" .. math.random(100)] = gen(depth + 1) end
+          return t
+        end
+      end
+      for _ = 1, 300 do
+        local v = gen(0)
+        local text = encode(v)
+        local back = decode(text)
+        assert_same(v, back)
+        assert.are.equal(text, encode(back))
+      end
+    end)
+  end)
+
+  describe("locale independence", function()
+    local function with_comma_locale(fn)
+      local old = os.setlocale(nil, "numeric")
+      local ok_locale
+      for _, name in ipairs({ "de_DE.UTF-8", "de_DE.utf8", "fr_FR.UTF-8", "fr_FR.utf8", "de_DE", "fr_FR" }) do
+        if os.setlocale(name, "numeric") then
+          ok_locale = name
+          break
+        end
+      end
+      if not ok_locale then return false end
+      local ok, err = pcall(fn)
+      os.setlocale(old, "numeric")
+      assert(ok, err)
+      return true
+    end
+
+    it("numbers use '.' whatever LC_NUMERIC says", function()
+      local ran = with_comma_locale(function()
+        assert.are.equal(tostring(1.5):find(",", 1, true) ~= nil, true) -- the locale is active
+        assert.are.equal(1.5, decode("1.5"))
+        assert.are.equal(0.25, decode("[2.5e-1]")[1])
+        assert.are.equal("1.5", encode(1.5))
+        assert.are.equal("[0.1,2.0,1e+300]", encode(arr({ 0.1, 2.0, 1e300 })))
+      end)
+      if not ran then pending("no comma-decimal locale installed") end
+    end)
+  end)
+end)
