@@ -3,6 +3,7 @@
 -- through. The HTTP exchange itself is openai.core's Connection.
 local core = require("openai.core")
 local errors = require("openai.errors")
+local Stream = require("openai.stream")
 local url = require("openai.url")
 
 local VERSION = "0.1.0"
@@ -349,12 +350,15 @@ function M.prepare(state, method, path, query, body, opts)
     if not ok then return nil, "cannot encode the request body: " .. tostring(encoded):gsub("^[^:]*:%d+: ", "") end
   end
   local headers = header_copy(state.headers)
+  local stream = type(body) == "table" and rawget(body, "stream") == true
+  if stream then header_set(headers, "Accept", "text/event-stream") end
   if encoded then header_set(headers, "Content-Type", "application/json") end
   if opts.timeout then header_set(headers, "X-Stainless-Timeout", ("%d"):format(math.floor(math.min(opts.timeout, 2^53)))) end
   return {
     method = method,
     url = url.join(state.base_url, path, text),
     body = encoded,
+    stream = stream,
     headers = headers,
     call_headers = opts.headers,
     timeout = opts.timeout or state.timeout,
@@ -386,14 +390,22 @@ local function success(status, headers, body, decode_error)
   return body
 end
 
--- Sends a prepared call with retries. Returns the decoded object, or nil
--- and an error object.
+-- Sends a prepared call with retries. Returns the decoded object (or a
+-- Stream for `stream = true`), or nil and an error object. A stream is
+-- retried only until its response starts.
 function M.send(state, call)
   if state.closed then error("openai: attempt to use a closed client", 3) end
+  local connection = state.connection
   local retries = 0
   while true do
-    local status, headers, body, decode_error = state.connection:request(
-      call.method, call.url, attempt_headers(call, retries), call.body, call.timeout, true)
+    local status, headers, body, decode_error
+    if call.stream then
+      status, headers, body, decode_error = connection:stream(
+        call.method, call.url, attempt_headers(call, retries), call.body, call.timeout)
+    else
+      status, headers, body, decode_error = connection:request(
+        call.method, call.url, attempt_headers(call, retries), call.body, call.timeout, true)
+    end
     local err, retryable
     if status == nil then
       local kind, cause = headers, body
@@ -404,6 +416,7 @@ function M.send(state, call)
       end
       headers = nil
     elseif status >= 200 and status < 300 then
+      if call.stream then return Stream.new(body, status, headers, object_mt, request_ids) end
       return success(status, headers, body, decode_error)
     else
       err, retryable = errors.from_response(status, headers, body), should_retry(status, headers)

@@ -2,6 +2,7 @@
 -- its path with `{}` for path parameters, and what its arguments are; `bind`
 -- turns the declarations into functions callable with a dot or a colon.
 local client_core = require("openai.client")
+local Page = require("openai.page")
 local url = require("openai.url")
 
 local resources = {}
@@ -13,7 +14,14 @@ local resources = {}
 resources.tree = {
   chat = {
     completions = {
+      create = { method = "POST", path = "/chat/completions", args = { "body" } },
       retrieve = { method = "GET", path = "/chat/completions/{}", args = { "completion_id" } },
+      update = { method = "POST", path = "/chat/completions/{}", args = { "completion_id", "body" } },
+      list = { method = "GET", path = "/chat/completions", args = { "query" }, page = true },
+      delete = { method = "DELETE", path = "/chat/completions/{}", args = { "completion_id" } },
+      messages = {
+        list = { method = "GET", path = "/chat/completions/{}/messages", args = { "completion_id", "query" }, page = true },
+      },
     },
   },
 }
@@ -62,9 +70,22 @@ local function method_function(name, spec, get_state)
       end
     end
     local state = get_state(2)
-    local call, problem = client_core.prepare(state, spec.method, build_path(spec.path, ids), query, body, args[n_args + 1])
+    local path, opts = build_path(spec.path, ids), args[n_args + 1]
+    local call, problem = client_core.prepare(state, spec.method, path, query, body, opts)
     if not call then error(("bad argument #%d to '%s' (%s)"):format(n_args + 1, name, problem), 2) end
-    return client_core.send(state, call)
+    if not spec.page then return client_core.send(state, call) end
+    local function fetch(prepared)
+      local result, err = client_core.send(state, prepared)
+      if result == nil then return nil, err end
+      local request_id = result._request_id
+      return Page.wrap(result, request_id, function(after)
+        local next_query = {}
+        for key, value in pairs(query or {}) do next_query[key] = value end
+        next_query.after = after
+        return fetch(assert(client_core.prepare(get_state(2), spec.method, path, next_query, nil, opts)))
+      end)
+    end
+    return fetch(call)
   end
 end
 
