@@ -1,0 +1,203 @@
+-- Start, stop and steer the local OpenAI mock (spec/mock/server.lua) from
+-- busted specs.
+--
+--   local mock = require("spec.helpers.mock")
+--   local m = mock.start({ api_key = "sk-test-..." })
+--   m.base_url, m.url, m.pid
+--   m:reset()  m:script({ {status = 500}, {status = 200, json = {...}} })
+--   m:stats()  m:requests()  m:header(req, "authorization")
+--   m:stop()
+--   mock.free_port()
+--
+-- Control calls go through luasocket with a short timeout so a wedged mock
+-- fails a spec instead of hanging it.
+
+local socket = require("socket")
+local http = require("socket.http")
+local ltn12 = require("ltn12")
+local cjson = require("cjson")
+
+local M = {}
+
+local Mock = {}
+Mock.__index = Mock
+
+local CONTROL_TIMEOUT = 5 -- seconds
+local START_TIMEOUT = 10
+
+-- Single-quote a string for /bin/sh.
+local function shell_quote(s)
+  return "'" .. tostring(s):gsub("'", "'\\''") .. "'"
+end
+
+local function read_file(path)
+  local f = io.open(path, "rb")
+  if not f then return nil end
+  local s = f:read("a")
+  f:close()
+  return s
+end
+
+-- PID of the Lua process running this helper (the server watches it so a
+-- crashed test run does not leave mocks behind).
+local function own_pid()
+  local stat = read_file("/proc/self/stat")
+  return stat and tonumber(stat:match("^(%d+)"))
+end
+
+-- Is `pid` still a live process?  A zombie counts as gone: once the shell
+-- that spawned the server has exited, nobody here can reap it.
+local function alive(pid)
+  local stat = read_file("/proc/" .. pid .. "/stat")
+  if not stat then return false end
+  local state = stat:match("^%d+ %b() (%a)")
+  return state ~= nil and state ~= "Z" and state ~= "X"
+end
+
+-- Directory of this file's repo: the specs run from the repo root, but do
+-- not rely on it for locating the server script.
+local function server_script()
+  local src = debug.getinfo(1, "S").source
+  local dir = src:match("^@(.*)/[^/]*$") or "spec/helpers"
+  return dir .. "/../mock/server.lua"
+end
+
+-- A TCP port on 127.0.0.1 where nothing listens (at the time of the call).
+function M.free_port()
+  local s = assert(socket.bind("127.0.0.1", 0))
+  local _, port = s:getsockname()
+  s:close()
+  return tonumber(port)
+end
+
+-- Start a mock.  opts: api_key (string), lua (interpreter, default lua5.4),
+-- port (default 0 = any free port).
+function M.start(opts)
+  opts = opts or {}
+  local out = os.tmpname()
+  local err = os.tmpname()
+  local args = { opts.lua or "lua5.4", server_script(), "--port", tostring(opts.port or 0) }
+  if opts.api_key then
+    args[#args + 1] = "--api-key"
+    args[#args + 1] = opts.api_key
+  end
+  local parent = own_pid()
+  if parent then
+    args[#args + 1] = "--parent-pid"
+    args[#args + 1] = tostring(parent)
+  end
+  local quoted = {}
+  for i, a in ipairs(args) do quoted[i] = shell_quote(a) end
+  local cmd = table.concat(quoted, " ") .. " >" .. shell_quote(out) .. " 2>" .. shell_quote(err) .. " </dev/null"
+  local p = assert(io.popen("sh -c " .. shell_quote(cmd .. " & echo $!"), "r"))
+  local pid = tonumber(p:read("l") or "")
+  p:close()
+  assert(pid, "mock: could not start " .. cmd)
+
+  local self = setmetatable({ pid = pid, out_file = out, err_file = err }, Mock)
+  local deadline = socket.gettime() + START_TIMEOUT
+  while true do
+    local line = (read_file(out) or ""):match("^(http://[^\n]+)\n")
+    if line then
+      self.base_url = line
+      self.url = line:gsub("/v1$", "")
+      break
+    end
+    if not alive(pid) or socket.gettime() > deadline then
+      local why = read_file(err) or ""
+      self:stop()
+      error("mock: server did not start: " .. why, 2)
+    end
+    socket.sleep(0.02)
+  end
+  return self
+end
+
+-- One control request; returns status, body.
+function Mock:_request(method, path, body)
+  local chunks = {}
+  local _, status = http.request({
+    url = self.url .. path,
+    method = method,
+    headers = body and { ["content-type"] = "application/json", ["content-length"] = tostring(#body) } or nil,
+    source = body and ltn12.source.string(body) or nil,
+    sink = ltn12.sink.table(chunks),
+    create = function()
+      local s = socket.tcp()
+      s:settimeout(CONTROL_TIMEOUT)
+      return s
+    end,
+  })
+  if type(status) ~= "number" then
+    error("mock: control request " .. method .. " " .. path .. " failed: " .. tostring(status), 3)
+  end
+  local text = table.concat(chunks)
+  if status ~= 200 then
+    error("mock: control request " .. method .. " " .. path .. " -> " .. status .. " " .. text, 3)
+  end
+  return status, text
+end
+
+function Mock:reset()
+  self:_request("POST", "/__mock/reset")
+end
+
+-- Queue scripted responses (a Lua list of R tables; see spec/mock/script.lua).
+function Mock:script(responses)
+  local list = setmetatable({}, cjson.array_mt)
+  for i, r in ipairs(responses) do list[i] = r end
+  self:_request("POST", "/__mock/script", cjson.encode({ responses = list }))
+end
+
+-- cjson decodes every number as a float on Lua 5.4; counters read better
+-- (and compare with math.type) as integers.
+local function int(v)
+  return math.tointeger(v) or v
+end
+
+function Mock:stats()
+  local _, text = self:_request("GET", "/__mock/stats")
+  local t = cjson.decode(text)
+  return { requests = int(t.requests), connections = int(t.connections) }
+end
+
+-- The request log: a list of { method, target, path, query, headers =
+-- {{name, value}, ...}, body, connection, request_id }.
+function Mock:requests()
+  local _, text = self:_request("GET", "/__mock/requests")
+  local log = cjson.decode(text)
+  for _, r in ipairs(log) do r.connection = int(r.connection) end
+  return log
+end
+
+-- Case-insensitive header lookup in a logged request.
+function Mock:header(req, name)
+  name = name:lower()
+  for _, h in ipairs(req.headers or {}) do
+    if h[1]:lower() == name then return h[2] end
+  end
+  return nil
+end
+
+-- SIGTERM, wait until the process is gone (SIGKILL after 5 s).  Idempotent.
+function Mock:stop()
+  if self.stopped then return end
+  self.stopped = true
+  local pid = self.pid
+  if pid and alive(pid) then
+    os.execute("kill -TERM " .. pid .. " 2>/dev/null")
+    local deadline = socket.gettime() + 5
+    while alive(pid) and socket.gettime() < deadline do socket.sleep(0.01) end
+    if alive(pid) then
+      os.execute("kill -KILL " .. pid .. " 2>/dev/null")
+      while alive(pid) do socket.sleep(0.01) end
+    end
+  end
+  if self.out_file then os.remove(self.out_file) end
+  if self.err_file then os.remove(self.err_file) end
+end
+
+-- Last resort when a spec forgets m:stop().
+Mock.__gc = function(self) pcall(Mock.stop, self) end
+
+return M
