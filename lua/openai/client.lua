@@ -232,8 +232,16 @@ function M.new_state(opts)
     error("openai.new: default_query must be a table", 3)
   end
 
+  -- TLS trust: the options, else the variables OpenSSL and curl users
+  -- know, else libcurl's built-in CA bundle.
+  local ca_file = optional_string(opts, "ca_file", "SSL_CERT_FILE") or env("CURL_CA_BUNDLE")
+  local ca_path = optional_string(opts, "ca_path", "SSL_CERT_DIR")
+  if opts.proxy ~= nil and type(opts.proxy) ~= "string" then error("openai.new: option 'proxy' must be a string", 3) end
+  if opts.max_response_bytes ~= nil and (math.type(opts.max_response_bytes) ~= "integer" or opts.max_response_bytes <= 0) then
+    error("openai.new: max_response_bytes must be a positive integer", 3)
+  end
   local ok, connection = pcall(core.connection, {
-    ca_file = opts.ca_file, ca_path = opts.ca_path, proxy = opts.proxy,
+    ca_file = ca_file, ca_path = ca_path, proxy = opts.proxy,
     max_response_bytes = opts.max_response_bytes,
   })
   if not ok then error("openai.new: " .. tostring(connection), 3) end
