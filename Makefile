@@ -19,7 +19,9 @@ DEP_LIBS     = $(shell $(PKG_CONFIG) --libs libcurl yajl) -lm -pthread
 ALL_CFLAGS   = $(OPT) $(WARN) -fPIC -fvisibility=hidden $(DEP_CFLAGS) $(CFLAGS)
 SAN_FLAGS   ?=
 
-BUILD   := build
+# BUILD can be overridden (`make BUILD=build/asan ...`): the sanitizer
+# targets below build their own copies of the module there.
+BUILD   ?= build
 SOURCES := $(wildcard src/*.c)
 OBJECTS := $(SOURCES:src/%.c=$(BUILD)/obj/%.o)
 MODULE  := $(BUILD)/openai/core.so
@@ -29,7 +31,8 @@ DEBIAN_PACKAGES := make gcc pkg-config lua5.4 liblua5.4-dev libcurl4-openssl-dev
                    libyajl-dev lua-busted lua-luv lua-socket lua-cjson luarocks \
                    ca-certificates
 
-.PHONY: all deps test demo bench install uninstall clean
+.PHONY: all deps test demo bench install uninstall clean \
+        asan valgrind tsan threads-host fuzz fuzz-build ci-extra
 
 all: $(MODULE)
 
@@ -67,3 +70,64 @@ uninstall:
 
 clean:
 	rm -rf $(BUILD)
+
+# ---- sanitizers, valgrind, threads, fuzzing (issue 4) ----------------------
+# Every variant lives under build/ in its own directory, so none of them
+# touches build/openai/core.so. Extra Debian packages come via tools/deps.sh.
+
+SAN_CC          ?= clang
+SAN_PACKAGES    := clang libclang-rt-14-dev
+ASAN_BUILD      := build/asan
+ASAN_SAN_FLAGS  := -fsanitize=address,undefined -fno-omit-frame-pointer
+TSAN_BUILD      := build/tsan
+TSAN_SAN_FLAGS  := -fsanitize=thread -fno-omit-frame-pointer
+FUZZ_BUILD      := build/fuzz
+FUZZ_SECONDS    ?= 60
+LUA_CFLAGS       = $(shell $(PKG_CONFIG) --cflags lua5.4)
+LUA_LIBS         = $(shell $(PKG_CONFIG) --libs lua5.4)
+THREADS_HOST    := build/threads/host
+
+# The whole busted suite with the module built under ASan + UBSan.
+asan: deps
+	@sh tools/deps.sh $(SAN_PACKAGES)
+	@$(MAKE) --no-print-directory all
+	@$(MAKE) --no-print-directory BUILD=$(ASAN_BUILD) CC=$(SAN_CC) OPT="-O1 -g" \
+	  SAN_FLAGS="$(ASAN_SAN_FLAGS)" $(ASAN_BUILD)/openai/core.so
+	@sh tools/asan.sh $(ASAN_BUILD)
+
+# The whole busted suite (the busted process) under valgrind memcheck.
+valgrind: deps
+	@sh tools/deps.sh valgrind
+	@$(MAKE) --no-print-directory all
+	@sh tools/valgrind.sh
+
+# The thread test host (no sanitizer), used by spec/threads_spec.lua.
+threads-host: $(THREADS_HOST)
+
+$(THREADS_HOST): spec/threads/host.c | $(BUILD)/openai
+	@mkdir -p $(dir $@)
+	$(CC) $(OPT) $(WARN) $(LUA_CFLAGS) $(CFLAGS) -o $@ $< $(LUA_LIBS) -pthread -ldl $(LDFLAGS)
+
+# 8 threads x (1000 retrieves + 50 streams) under ThreadSanitizer.
+tsan: deps
+	@sh tools/deps.sh $(SAN_PACKAGES)
+	@$(MAKE) --no-print-directory BUILD=$(TSAN_BUILD) CC=$(SAN_CC) OPT="-O1 -g" \
+	  SAN_FLAGS="$(TSAN_SAN_FLAGS)" $(TSAN_BUILD)/openai/core.so
+	@mkdir -p $(TSAN_BUILD)
+	$(SAN_CC) -O1 -g $(TSAN_SAN_FLAGS) $(WARN) $(LUA_CFLAGS) -o $(TSAN_BUILD)/host \
+	  spec/threads/host.c $(LUA_LIBS) -pthread -ldl
+	@sh tools/tsan.sh $(TSAN_BUILD)
+
+# libFuzzer targets in fuzz/, each run for FUZZ_SECONDS.
+fuzz: deps
+	@sh tools/deps.sh $(SAN_PACKAGES)
+	@sh tools/fuzz.sh build $(FUZZ_BUILD)
+	@sh tools/fuzz.sh run $(FUZZ_BUILD) $(FUZZ_SECONDS)
+
+fuzz-build: deps
+	@sh tools/deps.sh $(SAN_PACKAGES)
+	@sh tools/fuzz.sh build $(FUZZ_BUILD)
+
+# asan, valgrind, tsan and fuzz in sequence, with a timed summary.
+ci-extra:
+	@sh tools/ci-extra.sh

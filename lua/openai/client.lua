@@ -64,15 +64,15 @@ local function check_header(name, value, where)
   return nil
 end
 
-local function check_number(value, what, min_exclusive)
-  if type(value) ~= "number" or value ~= value or value <= min_exclusive then
+local function check_timeout(value, what)
+  if type(value) ~= "number" or value ~= value or value <= 0 then
     return ("%s must be a positive number of seconds"):format(what)
   end
 end
 
 local function check_retries(value, what)
-  if math.type(value) ~= "integer" and not (type(value) == "number" and value == math.floor(value)) or value < 0
-      or value == math.huge then
+  local count = type(value) == "number" and math.tointeger(value) or nil
+  if count == nil or count < 0 then
     return ("%s must be a non-negative integer"):format(what)
   end
 end
@@ -189,7 +189,7 @@ function M.new_state(opts)
   end
 
   local timeout = opts.timeout or DEFAULT_TIMEOUT
-  local problem = check_number(timeout, "openai.new: timeout", 0)
+  local problem = check_timeout(timeout, "openai.new: timeout")
   if problem then error(problem, 3) end
   local max_retries = opts.max_retries or DEFAULT_MAX_RETRIES
   problem = check_retries(max_retries, "openai.new: max_retries")
@@ -280,7 +280,7 @@ function M.check_call_options(opts)
     if not CALL_OPTIONS[key] then return ("unknown option '%s'"):format(tostring(key)) end
   end
   if opts.timeout ~= nil then
-    local problem = check_number(opts.timeout, "timeout", 0)
+    local problem = check_timeout(opts.timeout, "timeout")
     if problem then return problem end
   end
   if opts.max_retries ~= nil then
