@@ -28,6 +28,7 @@ build = {
     ["openai.core"] = {
       sources = {
         "src/buffer.c", "src/core.c", "src/http.c", "src/json_decode.c", "src/json_encode.c",
+        "src/sse.c", "src/stream.c",
       },
       defines = { "_POSIX_C_SOURCE=200809L" },
       libraries = { "curl", "yajl", "m", "pthread" },
@@ -37,6 +38,9 @@ build = {
     ["openai"] = "lua/openai/init.lua",
     ["openai.client"] = "lua/openai/client.lua",
     ["openai.errors"] = "lua/openai/errors.lua",
+    ["openai.object"] = "lua/openai/object.lua",
+    ["openai.page"] = "lua/openai/page.lua",
+    ["openai.stream"] = "lua/openai/stream.lua",
     ["openai.resources"] = "lua/openai/resources.lua",
     ["openai.url"] = "lua/openai/url.lua",
   },

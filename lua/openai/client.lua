@@ -3,6 +3,7 @@
 -- through. The HTTP exchange itself is openai.core's Connection.
 local core = require("openai.core")
 local errors = require("openai.errors")
+local object = require("openai.object")
 local Stream = require("openai.stream")
 local url = require("openai.url")
 
@@ -18,16 +19,6 @@ local M = { VERSION = VERSION, DEFAULT_BASE_URL = DEFAULT_BASE_URL }
 -- table, so printing or walking a client never shows the key.
 local states = setmetatable({}, { __mode = "k" })
 
--- `_request_id` of returned objects: not a member, so pairs() sees exactly
--- the JSON members.
-local request_ids = setmetatable({}, { __mode = "k" })
-local object_mt = {
-  __name = "openai.Object",
-  __index = function(object, key)
-    if key == "_request_id" then return request_ids[object] end
-  end,
-}
-M.object_mt = object_mt
 
 ---------------------------------------------------------------------------
 -- Validation helpers: they return an error message, the caller raises it
@@ -391,11 +382,7 @@ local function success(status, headers, body, decode_error)
     local reason = (body == nil or body == "") and "response body is empty" or "response body is not a JSON object"
     return nil, errors.validation(status, headers, body, reason)
   end
-  if getmetatable(body) == nil then
-    setmetatable(body, object_mt)
-    request_ids[body] = headers["x-request-id"]
-  end
-  return body
+  return object.attach(body, headers["x-request-id"])
 end
 
 -- Sends a prepared call with retries. Returns the decoded object (or a
@@ -424,7 +411,7 @@ function M.send(state, call)
       end
       headers = nil
     elseif status >= 200 and status < 300 then
-      if call.stream then return Stream.new(body, status, headers, object_mt, request_ids) end
+      if call.stream then return Stream.new(body, status, headers) end
       return success(status, headers, body, decode_error)
     else
       err, retryable = errors.from_response(status, headers, body), should_retry(status, headers)

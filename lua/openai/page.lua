@@ -1,17 +1,18 @@
 -- Cursor pages of list endpoints. A page is the list object as the API
 -- sent it (data, has_more, first_id, last_id: pairs() sees just those),
 -- with methods from its metatable.
+local object = require("openai.object")
+
 local Page = {}
 
 -- How to fetch the page after a given one, kept outside the page so that
 -- pairs(page) shows only the JSON members.
 local fetchers = setmetatable({}, { __mode = "k" })
-local request_ids = setmetatable({}, { __mode = "k" })
 
 local page_mt = {
   __name = "openai.Page",
   __index = function(page, key)
-    if key == "_request_id" then return request_ids[page] end
+    if key == "_request_id" then return object.request_id(page) end
     return Page[key]
   end,
 }
@@ -19,8 +20,7 @@ local page_mt = {
 -- Turns a decoded list object into a page. `fetch(after)` requests the
 -- next page (it keeps the original query and sets `after`).
 function Page.wrap(list, request_id, fetch)
-  setmetatable(list, page_mt)
-  request_ids[list] = request_id
+  object.attach(setmetatable(list, page_mt), request_id)
   fetchers[list] = fetch
   return list
 end

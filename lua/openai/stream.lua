@@ -3,9 +3,14 @@
 -- network until the next chunk is asked for).
 local core = require("openai.core")
 local errors = require("openai.errors")
+local object = require("openai.object")
 
 local Stream = { __name = "openai.ChatCompletionStream" }
 Stream.__index = Stream
+
+-- A stream's reading state, kept out of the stream table so that only the
+-- response's status, headers and _request_id show there.
+local states = setmetatable({}, { __mode = "k" })
 
 -- How many events after [DONE] are read (and dropped) so the connection
 -- can be reused; a server that keeps talking is cut off.
@@ -16,28 +21,26 @@ local function absent(value)
 end
 
 -- Wraps a core stream that answered with a 2xx status.
-function Stream.new(raw, status, headers, object_mt, request_ids)
-  return setmetatable({
-    status = status,
-    headers = headers,
-    _request_id = headers["x-request-id"],
+function Stream.new(raw, status, headers)
+  local stream = setmetatable({ status = status, headers = headers, _request_id = headers["x-request-id"] }, Stream)
+  states[stream] = {
     raw = raw,
     finished = false,
-    object_mt = object_mt,
-    request_ids = request_ids,
-    choices = {}, -- accumulated per choice index, for final()
-    snapshot = nil,
-  }, Stream)
+    error = nil,
+    choices = {},    -- accumulated per choice index, for final()
+    snapshot = nil,  -- the top-level members for final()
+  }
+  return stream
 end
 
-local function finish(self, err)
-  self.finished = true
-  self.error = err
-  self.raw:close()
+local function finish(state, err)
+  state.finished = true
+  state.error = err
+  state.raw:close()
   return nil, err
 end
 
-local function stream_error(self, payload)
+local function stream_error(stream, payload)
   local detail = payload
   if type(payload) == "table" and not absent(rawget(payload, "error")) then detail = payload.error end
   local message = type(detail) == "table" and detail.message
@@ -57,8 +60,8 @@ local function stream_error(self, payload)
     code = field("code"),
     param = field("param"),
     error = detail,
-    request_id = self._request_id,
-    headers = self.headers,
+    request_id = stream._request_id,
+    headers = stream.headers,
     body = payload,
   }
 end
@@ -68,11 +71,11 @@ local function append(list, piece)
 end
 
 -- Folds one chunk into the snapshot that final() returns.
-local function accumulate(self, chunk)
-  local snap = self.snapshot
+local function accumulate(state, chunk)
+  local snap = state.snapshot
   if snap == nil then
     snap = { object = "chat.completion" }
-    self.snapshot = snap
+    state.snapshot = snap
   end
   for _, key in ipairs { "id", "created", "model", "system_fingerprint", "service_tier" } do
     if chunk[key] ~= nil then snap[key] = chunk[key] end
@@ -81,11 +84,11 @@ local function accumulate(self, chunk)
   if type(chunk.choices) ~= "table" then return end
   for _, delta_choice in ipairs(chunk.choices) do
     local index = math.tointeger(delta_choice.index) or 0
-    local acc = self.choices[index]
+    local acc = state.choices[index]
     if acc == nil then
       acc = { index = index, content = {}, refusal = {}, tool_calls = {}, finish_reason = core.null,
               logprobs_content = nil, logprobs_refusal = nil }
-      self.choices[index] = acc
+      state.choices[index] = acc
     end
     local delta = delta_choice.delta
     if type(delta) == "table" then
@@ -128,30 +131,31 @@ end
 -- Reads the next chunk: returns it, or nil at the end, or nil and an
 -- error object. Errors end the stream.
 function Stream:next()
-  if self.finished then return nil, self.error end
+  local state = states[self]
+  if state.finished then return nil, state.error end
   while true do
-    local event, data, message = self.raw:read()
+    local event, data, message = state.raw:read()
     if event == nil and data == nil then
-      return finish(self, nil) -- the server ended the stream
+      return finish(state, nil) -- the server ended the stream
     end
     if event == nil and message ~= nil then -- read() failed: data is the kind
       local err = data == "timeout" and errors.timeout(message) or errors.connection(message)
-      return finish(self, err)
+      return finish(state, err)
     end
     if data == "[DONE]" then
       for _ = 1, MAX_DRAIN do
-        local _, more_data, failure = self.raw:read()
+        local _, more_data, failure = state.raw:read()
         if more_data == nil or failure ~= nil then break end
       end
-      return finish(self, nil)
+      return finish(state, nil)
     end
     local payload, decode_error = core.json_decode(data)
     if payload == nil then
-      return finish(self, errors.validation(self.status, self.headers, data,
+      return finish(state, errors.validation(self.status, self.headers, data,
         "malformed server-sent event JSON: " .. decode_error))
     end
     if event == "error" or (type(payload) == "table" and not absent(rawget(payload, "error"))) then
-      return finish(self, stream_error(self, payload))
+      return finish(state, stream_error(self, payload))
     end
     if type(payload) == "table" then
       if type(payload.choices) == "table" then
@@ -159,7 +163,7 @@ function Stream:next()
           if type(choice) == "table" and choice.finish_reason == nil then choice.finish_reason = core.null end
         end
       end
-      accumulate(self, payload)
+      accumulate(state, payload)
       return payload
     end
     -- a JSON scalar is not a chunk: skip it
@@ -181,35 +185,37 @@ end
 
 -- Aborts the transfer; idempotent.
 function Stream:close()
-  if not self.finished then
-    self.finished = true
-    self.raw:close()
+  local state = states[self]
+  if not state.finished then
+    state.finished = true
+    state.raw:close()
   end
 end
 Stream.__close = Stream.close
 
 function Stream:__tostring()
-  return ("openai.ChatCompletionStream (%s)"):format(self.finished and "finished" or "open")
+  return ("openai.ChatCompletionStream (%s)"):format(states[self].finished and "finished" or "open")
 end
 
 -- Reads the rest of the stream and returns the whole ChatCompletion
 -- assembled from its chunks, or nil and an error object.
 function Stream:final()
-  while not self.finished do
+  local state = states[self]
+  while not state.finished do
     local chunk, err = self:next()
     if err ~= nil then return nil, err end
     if chunk == nil then break end
   end
-  if self.error ~= nil then return nil, self.error end
-  local snap = self.snapshot or { object = "chat.completion" }
+  if state.error ~= nil then return nil, state.error end
+  local snap = state.snapshot or { object = "chat.completion" }
   local result = {}
   for key, value in pairs(snap) do result[key] = value end
   local indexes = {}
-  for index in pairs(self.choices) do indexes[#indexes + 1] = index end
+  for index in pairs(state.choices) do indexes[#indexes + 1] = index end
   table.sort(indexes)
   local choices = setmetatable({}, core.array_mt)
   for _, index in ipairs(indexes) do
-    local acc = self.choices[index]
+    local acc = state.choices[index]
     local message = {
       role = acc.role or "assistant",
       content = #acc.content > 0 and table.concat(acc.content) or core.null,
@@ -233,9 +239,7 @@ function Stream:final()
   end
   result.choices = choices
   if result.usage == nil then result.usage = core.null end
-  setmetatable(result, self.object_mt)
-  self.request_ids[result] = self._request_id
-  return result
+  return object.attach(result, self._request_id)
 end
 
 return Stream
