@@ -242,15 +242,17 @@ static long timeout_ms(lua_State *L, int idx) {
 }
 
 void transfer_prepare(lua_State *L, struct transfer *t, int first, int streaming) {
-  const char *method = luaL_checkstring(L, first);
-  const char *url = luaL_checkstring(L, first + 1);
-  size_t body_len = 0;
+  size_t method_len, url_len, body_len = 0;
+  const char *method = luaL_checklstring(L, first, &method_len);
+  const char *url = luaL_checklstring(L, first + 1, &url_len);
   const char *body;
   long ms;
   luaL_checktype(L, first + 2, LUA_TTABLE);
   body = luaL_optlstring(L, first + 3, NULL, &body_len);
   ms = timeout_ms(L, first + 4);
-  luaL_argcheck(L, strpbrk(url, "\r\n") == NULL, first + 1, "URL contains CR or LF");
+  /* libcurl reads C strings: an embedded NUL would cut them short. */
+  luaL_argcheck(L, strlen(method) == method_len, first, "invalid HTTP method");
+  luaL_argcheck(L, strlen(url) == url_len && strpbrk(url, "\r\n") == NULL, first + 1, "URL contains CR, LF or NUL");
   load_headers(L, t, first + 2);
   set_method(L, t, first, method, body, body_len);
   if (curl_easy_setopt(t->easy, CURLOPT_URL, url) != CURLE_OK) luaL_error(L, "libcurl rejected the URL");
@@ -353,6 +355,11 @@ int transfer_push_failure(lua_State *L, struct transfer *t) {
       lua_pushfstring(L, "response exceeds the limit of %I bytes", (lua_Integer)t->max_response_bytes);
     else
       lua_pushliteral(L, "response headers exceed the limit");
+  } else if (t->result == CURLE_OUT_OF_MEMORY && !t->headers_done) {
+    /* libcurl says "Out of memory" for a header line over its own limit
+     * (100 KiB): it is the server's fault, not a reason to retry. */
+    lua_pushliteral(L, "too_large");
+    lua_pushliteral(L, "a response header line exceeds libcurl's limit");
   } else if (t->result == CURLE_OK) {
     lua_pushliteral(L, "connection");
     lua_pushliteral(L, "the response ended before its headers were complete");
@@ -449,6 +456,13 @@ static int connection_new(lua_State *L) {
   set_defaults(c->request.easy);
   set_pointers(&c->request);
   if (has_opts) {
+    int has_file = lua_getfield(L, 1, "ca_file") != LUA_TNIL;
+    int has_path = lua_getfield(L, 1, "ca_path") != LUA_TNIL;
+    lua_pop(L, 2);
+    /* A CA given here is the whole trust: libcurl's default bundle or
+     * directory is not consulted beside it. */
+    if (has_file && !has_path) curl_easy_setopt(c->request.easy, CURLOPT_CAPATH, (char *)NULL);
+    if (has_path && !has_file) curl_easy_setopt(c->request.easy, CURLOPT_CAINFO, (char *)NULL);
     set_string_option(L, c->request.easy, 1, "ca_file", CURLOPT_CAINFO);
     set_string_option(L, c->request.easy, 1, "ca_path", CURLOPT_CAPATH);
     set_string_option(L, c->request.easy, 1, "proxy", CURLOPT_PROXY);

@@ -32,6 +32,11 @@ local function env(name)
   return value
 end
 
+-- %q on one line: error messages stay one line whatever they quote.
+local function quote(text)
+  return (("%q"):format(text):gsub("\\\n", "\\n"))
+end
+
 local function is_token(text)
   return type(text) == "string" and text:match("^[%w!#%$%%&'%*%+%-%.%^_`|~]+$") ~= nil
 end
@@ -42,7 +47,7 @@ end
 
 local function check_header(name, value, where)
   if not is_token(name) then
-    return ("%s: invalid header name %q"):format(where, tostring(name))
+    return ("%s: invalid header name %s"):format(where, quote(tostring(name)))
   end
   if value == false or value == core.null then return nil end
   if type(value) == "number" then value = tostring(value) end
@@ -176,7 +181,7 @@ function M.new_state(opts)
   local base_url = optional_string(opts, "base_url", "OPENAI_BASE_URL")
   if base_url == nil or base_url == "" then base_url = DEFAULT_BASE_URL end
   if has_control(base_url) or base_url:find("%s") or not base_url:match("^[hH][tT][tT][pP][sS]?://.") then
-    error(("openai.new: base_url must be an http:// or https:// URL, got %q"):format(base_url), 3)
+    error("openai.new: base_url must be an http:// or https:// URL without spaces or control characters", 3)
   end
 
   local timeout = opts.timeout or DEFAULT_TIMEOUT
@@ -225,8 +230,11 @@ function M.new_state(opts)
 
   -- TLS trust: the options, else the variables OpenSSL and curl users
   -- know, else libcurl's built-in CA bundle.
-  local ca_file = optional_string(opts, "ca_file", "SSL_CERT_FILE") or env("CURL_CA_BUNDLE")
-  local ca_path = optional_string(opts, "ca_path", "SSL_CERT_DIR")
+  local ca_file, ca_path = optional_string(opts, "ca_file"), optional_string(opts, "ca_path")
+  if ca_file == nil and ca_path == nil then
+    ca_file = env("SSL_CERT_FILE") or env("CURL_CA_BUNDLE")
+    ca_path = env("SSL_CERT_DIR")
+  end
   if opts.proxy ~= nil and type(opts.proxy) ~= "string" then error("openai.new: option 'proxy' must be a string", 3) end
   if opts.max_response_bytes ~= nil and (math.type(opts.max_response_bytes) ~= "integer" or opts.max_response_bytes <= 0) then
     error("openai.new: max_response_bytes must be a positive integer", 3)

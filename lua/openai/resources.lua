@@ -31,7 +31,7 @@ local function check_id(name, value)
     return ("%s must be a non-empty string, got %s"):format(name, value == "" and "an empty string" or type(value))
   end
   if value == "." or value == ".." then
-    return ("%s %q can't be safely passed as a path parameter"):format(name, value)
+    return ("%s \"%s\" can't be safely passed as a path parameter"):format(name, value)
   end
   return nil
 end
