@@ -87,12 +87,17 @@ LUA_CFLAGS       = $(shell $(PKG_CONFIG) --cflags lua5.4)
 LUA_LIBS         = $(shell $(PKG_CONFIG) --libs lua5.4)
 THREADS_HOST    := build/threads/host
 
+# A sanitizer build dir remembers its flags; other flags start it afresh.
+san_stamp = f='$(2)'; [ "$$(cat $(1)/.flags 2>/dev/null)" = "$$f" ] || \
+  { rm -rf $(1); mkdir -p $(1); echo "$$f" > $(1)/.flags; }
+
 # The whole busted suite with the module built under ASan + UBSan.
 asan: deps
 	@sh tools/deps.sh $(SAN_PACKAGES)
 	@$(MAKE) --no-print-directory all
+	@$(call san_stamp,$(ASAN_BUILD),$(SAN_CC) $(ASAN_SAN_FLAGS) -z nodelete)
 	@$(MAKE) --no-print-directory BUILD=$(ASAN_BUILD) CC=$(SAN_CC) OPT="-O1 -g" \
-	  SAN_FLAGS="$(ASAN_SAN_FLAGS)" $(ASAN_BUILD)/openai/core.so
+	  SAN_FLAGS="$(ASAN_SAN_FLAGS)" LDFLAGS="-Wl,-z,nodelete" $(ASAN_BUILD)/openai/core.so
 	@sh tools/asan.sh $(ASAN_BUILD)
 
 # The whole busted suite (the busted process) under valgrind memcheck.
@@ -111,6 +116,7 @@ $(THREADS_HOST): spec/threads/host.c | $(BUILD)/openai
 # 8 threads x (1000 retrieves + 50 streams) under ThreadSanitizer.
 tsan: deps
 	@sh tools/deps.sh $(SAN_PACKAGES)
+	@$(call san_stamp,$(TSAN_BUILD),$(SAN_CC) $(TSAN_SAN_FLAGS))
 	@$(MAKE) --no-print-directory BUILD=$(TSAN_BUILD) CC=$(SAN_CC) OPT="-O1 -g" \
 	  SAN_FLAGS="$(TSAN_SAN_FLAGS)" $(TSAN_BUILD)/openai/core.so
 	@mkdir -p $(TSAN_BUILD)
