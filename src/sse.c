@@ -63,7 +63,11 @@ static int process_line(struct sse_parser *p, const char *line, size_t len, sse_
  * input when nothing of it was buffered before. */
 static int end_line(struct sse_parser *p, const char *start, size_t len, sse_emit_fn emit, void *ud) {
   int status;
-  if (p->line.len == 0) return process_line(p, start, len, emit, ud);
+  if (p->line.len == 0) {
+    /* the same cap as for a line that arrives in pieces */
+    if (len > p->max_event_bytes) return SSE_TOO_LARGE;
+    return process_line(p, start, len, emit, ud);
+  }
   if (len > p->max_event_bytes - p->line.len) return SSE_TOO_LARGE;
   if (!buffer_append(&p->line, start, len)) return SSE_NO_MEMORY;
   status = process_line(p, p->line.data, p->line.len, emit, ud);

@@ -66,33 +66,49 @@ function errors.name_for_status(status)
   return STATUS_NAMES[status] or (status >= 500 and "InternalServerError") or "APIError"
 end
 
--- An error from a non-2xx response. `body` is the decoded JSON body when it
--- parsed, else the raw text. The message follows the official SDKs:
--- "<status> <error.message>", or "<status> status code (no body)".
-function errors.from_response(status, headers, body)
-  local detail, text
-  if type(body) == "table" then
-    detail = rawget(body, "error")
-    if absent(detail) then detail = body end -- a body without `error` is the error
-  elseif type(body) == "string" then
-    if body ~= "" then text = body end
-  elseif body ~= nil then
-    text = json_text(body) -- a JSON scalar
-  end
-  if detail ~= nil then
-    local message = type(detail) == "table" and rawget(detail, "message") or nil
-    if type(message) == "string" and message ~= "" then
-      text = message
-    elseif not absent(message) and message ~= "" and message ~= false then
-      text = json_text(message)
-    else
-      text = json_text(detail)
-    end
+-- What an error object says, as in the official SDKs: its message when it
+-- is a non-empty string, else that message or the whole object as JSON.
+-- Returns the text and a function reading the other fields (nil for null).
+local function describe(detail)
+  local message = type(detail) == "table" and rawget(detail, "message") or nil
+  local text
+  if type(message) == "string" and message ~= "" then
+    text = message
+  elseif not absent(message) and message ~= "" and message ~= false then
+    text = json_text(message)
+  else
+    text = json_text(detail)
   end
   local function field(name)
     local value = type(detail) == "table" and rawget(detail, name) or nil
     if absent(value) then return nil end
     return value
+  end
+  return text, field
+end
+
+-- The error member of a JSON body, or the body itself when it has none.
+local function detail_of(body)
+  local detail = rawget(body, "error")
+  if absent(detail) then return body end
+  return detail
+end
+
+-- An error from a non-2xx response. `body` is the decoded JSON body when it
+-- parsed, else the raw text. The message follows the official SDKs:
+-- "<status> <error.message>", or "<status> status code (no body)".
+function errors.from_response(status, headers, body)
+  local detail, text, field
+  if type(body) == "table" then
+    detail = detail_of(body)
+    text, field = describe(detail)
+  else
+    if type(body) == "string" then
+      if body ~= "" then text = body end
+    elseif body ~= nil then
+      text = json_text(body) -- a JSON scalar
+    end
+    field = function() return nil end
   end
   return errors.new {
     name = errors.name_for_status(status),
@@ -105,6 +121,24 @@ function errors.from_response(status, headers, body)
     request_id = headers["x-request-id"],
     headers = headers,
     body = body,
+  }
+end
+
+-- An error sent inside a stream (`event: error`, or a payload with an
+-- `error` member): an APIError without status, its message unprefixed.
+function errors.from_event(payload, headers)
+  local detail = type(payload) == "table" and detail_of(payload) or payload
+  local text, field = describe(detail)
+  return errors.new {
+    name = "APIError",
+    message = text,
+    type = field("type"),
+    code = field("code"),
+    param = field("param"),
+    error = detail,
+    request_id = headers["x-request-id"],
+    headers = headers,
+    body = payload,
   }
 end
 

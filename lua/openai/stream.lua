@@ -40,32 +40,6 @@ local function finish(state, err)
   return nil, err
 end
 
-local function stream_error(stream, payload)
-  local detail = payload
-  if type(payload) == "table" and not absent(rawget(payload, "error")) then detail = payload.error end
-  local message = type(detail) == "table" and detail.message
-  if type(message) ~= "string" then
-    local ok, text = pcall(core.json_encode, detail)
-    message = ok and text or tostring(detail)
-  end
-  local function field(name)
-    local value = type(detail) == "table" and rawget(detail, name) or nil
-    if absent(value) then return nil end
-    return value
-  end
-  return errors.new {
-    name = "APIError",
-    message = message,
-    type = field("type"),
-    code = field("code"),
-    param = field("param"),
-    error = detail,
-    request_id = stream._request_id,
-    headers = stream.headers,
-    body = payload,
-  }
-end
-
 local function append(list, piece)
   if type(piece) == "string" then list[#list + 1] = piece end
 end
@@ -155,7 +129,7 @@ function Stream:next()
         "malformed server-sent event JSON: " .. decode_error))
     end
     if event == "error" or (type(payload) == "table" and not absent(rawget(payload, "error"))) then
-      return finish(state, stream_error(self, payload))
+      return finish(state, errors.from_event(payload, self.headers))
     end
     if type(payload) == "table" then
       if type(payload.choices) == "table" then
