@@ -6,17 +6,10 @@ local KEY = "sk-test-errors-0123456789"
 
 describe("errors", function()
   local server, client
-
-  setup(function() server = mock.start { api_key = KEY } end)
-  teardown(function()
-    client:close()
-    server:stop()
-  end)
-  before_each(function()
-    server:reset()
-    if client then client:close() end
-    client = openai.new { api_key = KEY, base_url = server.base_url, max_retries = 0 }
-  end)
+  local session = mock.session({ api_key = KEY }, { max_retries = 0 }, function(s, c) server, client = s, c end)
+  setup(session.setup)
+  teardown(session.teardown)
+  before_each(session.before_each)
 
   local function fail_with(response)
     server:script { response }

@@ -20,17 +20,10 @@ local BASE_HEADERS = {
 
 describe("input checks", function()
   local server, client
-
-  setup(function() server = mock.start { api_key = KEY } end)
-  teardown(function()
-    if client then client:close() end
-    server:stop()
-  end)
-  before_each(function()
-    server:reset()
-    if client then client:close() end
-    client = openai.new { api_key = KEY, base_url = server.base_url, max_retries = 0 }
-  end)
+  local session = mock.session({ api_key = KEY }, { max_retries = 0 }, function(s, c) server, client = s, c end)
+  setup(session.setup)
+  teardown(session.teardown)
+  before_each(session.before_each)
 
   -- The error text of a raising call, without its "file:line: " prefix.
   -- How the client quotes a name: %q kept on one line.

@@ -16,17 +16,10 @@ end
 
 describe("streaming", function()
   local server, client
-
-  setup(function() server = mock.start { api_key = KEY } end)
-  teardown(function()
-    client:close()
-    server:stop()
-  end)
-  before_each(function()
-    server:reset()
-    if client then client:close() end
-    client = openai.new { api_key = KEY, base_url = server.base_url, max_retries = 0 }
-  end)
+  local session = mock.session({ api_key = KEY }, { max_retries = 0 }, function(s, c) server, client = s, c end)
+  setup(session.setup)
+  teardown(session.teardown)
+  before_each(session.before_each)
 
   local PARAMS = { model = "gpt-4o-mini", messages = { { role = "user", content = "one two three" } }, stream = true }
 

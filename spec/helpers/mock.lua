@@ -200,4 +200,29 @@ end
 -- Last resort when a spec forgets m:stop().
 Mock.__gc = function(self) pcall(Mock.stop, self) end
 
+-- The usual spec set-up: one mock for a describe block, reset before each
+-- test, with a fresh client (client_opts plus the mock's key and URL) handed
+-- to `use(server, client)`. Busted's hooks are not visible from here, so
+-- the spec registers the returned functions:
+--   setup(session.setup) teardown(session.teardown) before_each(session.before_each)
+function M.session(server_opts, client_opts, use)
+  local openai = require("openai")
+  local server, client
+  local session = {}
+  function session.setup() server = M.start(server_opts) end
+  function session.teardown()
+    if client then client:close() end
+    server:stop()
+  end
+  function session.before_each()
+    server:reset()
+    if client then client:close() end
+    local opts = { api_key = server_opts.api_key, base_url = server.base_url }
+    for key, value in pairs(client_opts or {}) do opts[key] = value end
+    client = openai.new(opts)
+    use(server, client)
+  end
+  return session
+end
+
 return M
