@@ -25,34 +25,8 @@ Mock.__index = Mock
 local CONTROL_TIMEOUT = 5 -- seconds
 local START_TIMEOUT = 10
 
--- Single-quote a string for /bin/sh.
-local function shell_quote(s)
-  return "'" .. tostring(s):gsub("'", "'\\''") .. "'"
-end
-
-local function read_file(path)
-  local f = io.open(path, "rb")
-  if not f then return nil end
-  local s = f:read("a")
-  f:close()
-  return s
-end
-
--- PID of the Lua process running this helper (the server watches it so a
--- crashed test run does not leave mocks behind).
-local function own_pid()
-  local stat = read_file("/proc/self/stat")
-  return stat and tonumber(stat:match("^(%d+)"))
-end
-
--- Is `pid` still a live process?  A zombie counts as gone: once the shell
--- that spawned the server has exited, nobody here can reap it.
-local function alive(pid)
-  local stat = read_file("/proc/" .. pid .. "/stat")
-  if not stat then return false end
-  local state = stat:match("^%d+ %b() (%a)")
-  return state ~= nil and state ~= "Z" and state ~= "X"
-end
+local process = require("spec.helpers.process")
+local shell_quote, read_file, alive, own_pid = process.shell_quote, process.read_file, process.alive, process.own_pid
 
 -- Directory of this file's repo: the specs run from the repo root, but do
 -- not rely on it for locating the server script.

@@ -19,46 +19,11 @@ local socket = require("socket")
 
 local M = {}
 
-local function shell_quote(s)
-  return "'" .. tostring(s):gsub("'", "'\\''") .. "'"
-end
-
-local function read_file(path)
-  local f = io.open(path, "rb")
-  if not f then return nil end
-  local s = f:read("a")
-  f:close()
-  return s
-end
-
-local function write_file(path, text)
-  local f = assert(io.open(path, "wb"))
-  f:write(text)
-  f:close()
-end
-
--- Runs a shell command; returns its output (stdout and stderr) and whether
--- it exited with status 0.
-local function run(cmd)
-  local pipe = assert(io.popen(cmd .. " 2>&1", "r"))
-  local out = pipe:read("a")
-  local ok = pipe:close()
-  return out, ok == true
-end
+local process = require("spec.helpers.process")
+local shell_quote, read_file, write_file = process.shell_quote, process.read_file, process.write_file
+local run, alive, own_pid = process.run, process.alive, process.own_pid
 M.run = run
-
-local function alive(pid)
-  local stat = read_file("/proc/" .. pid .. "/stat")
-  if not stat then return false end
-  local state = stat:match("^%d+ %b() (%a)")
-  return state ~= nil and state ~= "Z" and state ~= "X"
-end
 M.alive = alive
-
-local function own_pid()
-  local stat = read_file("/proc/self/stat")
-  return stat and tonumber(stat:match("^(%d+)"))
-end
 
 -- The stunnel binary (Debian installs both names), or nil.
 local function stunnel_binary()

@@ -30,16 +30,13 @@ function util.same(a, b, path)
   return true
 end
 
+local process = require("spec.helpers.process")
+
 function util.read_file(path)
-  local f = assert(io.open(path, "rb"))
-  local data = f:read("a")
-  f:close()
-  return data
+  return (assert(process.read_file(path), "cannot read " .. path))
 end
 
-local function shell_quote(text)
-  return "'" .. tostring(text):gsub("'", "'\\''") .. "'"
-end
+local shell_quote = process.shell_quote
 util.shell_quote = shell_quote
 
 -- Runs a Lua 5.4 chunk in a fresh process with the given environment
