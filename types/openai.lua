@@ -1,0 +1,153 @@
+---@meta openai
+-- Type stubs for lua-language-server (LuaLS). Point `workspace.library` at
+-- this folder; nothing here runs.
+
+---@class openai.Error
+---@field name string  BadRequestError | AuthenticationError | PermissionDeniedError | NotFoundError | ConflictError | UnprocessableEntityError | RateLimitError | InternalServerError | APIError | APIConnectionError | APIConnectionTimeoutError | APIResponseValidationError
+---@field status integer?
+---@field message string
+---@field type string?
+---@field code string?
+---@field param string?
+---@field error any       the error object of the body
+---@field request_id string?
+---@field headers table<string, string>?
+---@field body any         the decoded error body, or its raw text
+---@field cause string?    libcurl's description, for connection errors
+local Error = {}
+
+---True for this kind and every kind below it (every kind is an APIError).
+---@param name string
+---@return boolean
+function Error:is(name) end
+
+---@class openai.RequestOptions
+---@field timeout number?      seconds for each attempt
+---@field max_retries integer?
+---@field headers table<string, string|false>?  false removes a header
+---@field query table<string, any>?
+
+---@class openai.ClientOptions
+---@field api_key string?        default OPENAI_API_KEY
+---@field base_url string?       default OPENAI_BASE_URL, else https://api.openai.com/v1
+---@field organization string?   default OPENAI_ORG_ID
+---@field project string?        default OPENAI_PROJECT_ID
+---@field timeout number?        seconds per attempt (600)
+---@field max_retries integer?   2
+---@field default_headers table<string, string|false>?
+---@field default_query table<string, any>?
+---@field ca_file string?
+---@field ca_path string?
+---@field proxy string?
+---@field max_response_bytes integer?
+
+---@class openai.Page
+---@field object string
+---@field data table[]
+---@field first_id string|lightuserdata
+---@field last_id string|lightuserdata
+---@field has_more boolean
+---@field _request_id string?
+local Page = {}
+
+---@return boolean
+function Page:has_next_page() end
+
+---@return openai.Page?, openai.Error?
+function Page:next_page() end
+
+---Every item of this page and of the pages after it; a failed fetch raises the error object.
+---@return fun(): table?
+function Page:iter() end
+
+---@class openai.ChatCompletionStream
+---@field status integer
+---@field headers table<string, string>
+---@field _request_id string?
+local Stream = {}
+
+---The next chat.completion.chunk, nil at the end, or nil and an error.
+---@return table?, openai.Error?
+function Stream:next() end
+
+---Reads the rest and returns the assembled chat.completion.
+---@return table?, openai.Error?
+function Stream:final() end
+
+---For `for chunk in stream:iter() do`: a break closes the stream.
+function Stream:iter() end
+
+function Stream:close() end
+
+---@class openai.ChatCompletionMessages
+local Messages = {}
+
+---@param completion_id string
+---@param query { after: string?, limit: integer?, order: "asc"|"desc"? }?
+---@param opts openai.RequestOptions?
+---@return openai.Page?, openai.Error?
+function Messages.list(completion_id, query, opts) end
+
+---@class openai.ChatCompletions
+---@field messages openai.ChatCompletionMessages
+local Completions = {}
+
+---POST /chat/completions. With `stream = true` the result is a stream.
+---@param params table
+---@param opts openai.RequestOptions?
+---@return (table|openai.ChatCompletionStream)?, openai.Error?
+function Completions.create(params, opts) end
+
+---GET /chat/completions/{completion_id}
+---@param completion_id string
+---@param opts openai.RequestOptions?
+---@return table?, openai.Error?
+function Completions.retrieve(completion_id, opts) end
+
+---POST /chat/completions/{completion_id}
+---@param completion_id string
+---@param params { metadata: table<string, string>|lightuserdata }
+---@param opts openai.RequestOptions?
+---@return table?, openai.Error?
+function Completions.update(completion_id, params, opts) end
+
+---GET /chat/completions
+---@param query { after: string?, limit: integer?, order: "asc"|"desc"?, model: string?, metadata: table<string, string>? }?
+---@param opts openai.RequestOptions?
+---@return openai.Page?, openai.Error?
+function Completions.list(query, opts) end
+
+---DELETE /chat/completions/{completion_id}
+---@param completion_id string
+---@param opts openai.RequestOptions?
+---@return table?, openai.Error?
+function Completions.delete(completion_id, opts) end
+
+---@class openai.Chat
+---@field completions openai.ChatCompletions
+
+---@class openai.Client
+---@field chat openai.Chat
+local Client = {}
+
+---Releases the client's connections; later calls raise.
+function Client:close() end
+
+---@class openai: openai.Client
+---@field VERSION string
+---@field null lightuserdata   JSON null (== cjson.null, ngx.null)
+---@field array_mt table       metatable of decoded arrays
+---@field Error table          metatable of error objects
+---@field json { encode: fun(value: any): string, decode: fun(text: string, max_depth: integer?): any, string? }
+local openai = {}
+
+---@param opts openai.ClientOptions?
+---@return openai.Client
+function openai.new(opts) end
+
+---Marks a table (or a new empty one) as a JSON array.
+---@param tbl table?
+---@return table
+function openai.array(tbl) end
+
+return openai
