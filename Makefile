@@ -29,7 +29,7 @@ LUA_MODULES := $(wildcard lua/openai/*.lua)
 
 DEBIAN_PACKAGES := make gcc pkg-config lua5.4 liblua5.4-dev libcurl4-openssl-dev \
                    libyajl-dev lua-busted lua-luv lua-socket lua-cjson luarocks \
-                   ca-certificates
+                   ca-certificates locales openssl stunnel4 iproute2
 
 .PHONY: all deps test demo bench install uninstall clean \
         asan valgrind tsan threads-host fuzz fuzz-build ci-extra

@@ -137,6 +137,13 @@ describe("requests", function()
       end)
     end)
 
+    it("treats a table with holes or other keys as an object (fuzz regression)", function()
+      with_client({}, function(client)
+        assert(client.chat.completions.retrieve("chatcmpl-abc123", { query = { q = { "a", nil, "c", x = 1 } } }))
+        assert.are.equal("/v1/chat/completions/chatcmpl-abc123?q%5B1%5D=a&q%5B3%5D=c&q%5Bx%5D=1", last_request().target)
+      end)
+    end)
+
     it("sends no ? for an empty query", function()
       with_client({ default_query = {} }, function(client)
         assert(client.chat.completions.retrieve("chatcmpl-abc123", { query = {} }))

@@ -33,7 +33,7 @@
  */
 #include <errno.h>
 #include <limits.h>
-#include <locale.h>
+#include <langinfo.h> /* nl_langinfo is thread-safe; localeconv is not */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -336,7 +336,7 @@ int openai_json_decode(lua_State *L, const char *text, size_t len,
   d.max_depth = max_depth > 0 ? max_depth : OPENAI_JSON_MAX_DEPTH;
   d.err = err;
   d.errsize = errsize;
-  dp = localeconv()->decimal_point;
+  dp = nl_langinfo(RADIXCHAR);
   if (dp != NULL && strcmp(dp, ".") != 0 && strlen(dp) < sizeof d.point) {
     d.pointlen = strlen(dp);
     memcpy(d.point, dp, d.pointlen + 1);

@@ -22,7 +22,7 @@
  *   Other metatables are ignored (raw access only).
  */
 #include <float.h>
-#include <locale.h>
+#include <langinfo.h> /* nl_langinfo is thread-safe; localeconv is not */
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -465,7 +465,7 @@ int openai_json_encode_lua(lua_State *L) {
   e.keys_cap = KEYS_LOCAL;
   e.point[0] = '\0';
   e.pointlen = 0;
-  dp = localeconv()->decimal_point;
+  dp = nl_langinfo(RADIXCHAR);
   if (dp != NULL && strcmp(dp, ".") != 0 && strlen(dp) < sizeof e.point) {
     e.pointlen = strlen(dp);
     memcpy(e.point, dp, e.pointlen + 1);

@@ -45,11 +45,16 @@ local function scalar_text(value)
   return nil
 end
 
+-- Exactly the keys 1..n (or marked as an array).
 local function is_sequence(tbl)
   if getmetatable(tbl) == core.array_mt then return true end
-  local count = 0
-  for _ in pairs(tbl) do count = count + 1 end
-  return count > 0 and count == #tbl
+  local count, max = 0, 0
+  for key in pairs(tbl) do
+    if math.type(key) ~= "integer" or key < 1 then return false end
+    count = count + 1
+    if key > max then max = key end
+  end
+  return count > 0 and count == max
 end
 
 -- Appends key=value pairs for `value` under `key`: tables become key[sub],
