@@ -1,6 +1,7 @@
 -- The JSON codec of openai.core (src/json_decode.c, src/json_encode.c).
 -- Run: busted --lua=lua5.4 spec/json_spec.lua (.busted puts build/?.so on cpath).
 local core = require("openai.core")
+local util = require("spec.helpers.util")
 
 local decode, encode = core.json_decode, core.json_encode
 local null, array_mt = core.null, core.array_mt
@@ -8,47 +9,10 @@ local null, array_mt = core.null, core.array_mt
 local spec_dir = (debug.getinfo(1, "S").source:match("^@(.*[/\\])") or "./")
 local FIXTURE = spec_dir .. "fixtures/chatcmpl-abc123.json"
 
-local function read_file(path)
-  local f = assert(io.open(path, "rb"))
-  local data = f:read("a")
-  f:close()
-  return data
-end
+local read_file = util.read_file
 
--- Structural equality that also compares math.type, the array marker and
--- the absence of any other metatable. Returns true or false plus a path.
-local function same(a, b, path)
-  path = path or "$"
-  if type(a) ~= type(b) then
-    return false, path .. ": " .. type(a) .. " vs " .. type(b)
-  end
-  if type(a) == "number" then
-    if math.type(a) ~= math.type(b) then
-      return false, path .. ": " .. math.type(a) .. " vs " .. math.type(b)
-    end
-    if a ~= b and not (a ~= a and b ~= b) then
-      return false, path .. ": " .. tostring(a) .. " vs " .. tostring(b)
-    end
-    if a == 0 and math.type(a) == "float" and 1 / a ~= 1 / b then
-      return false, path .. ": signed zero differs"
-    end
-    return true
-  end
-  if type(a) ~= "table" then
-    if a ~= b then return false, path .. ": " .. tostring(a) .. " vs " .. tostring(b) end
-    return true
-  end
-  if getmetatable(a) ~= getmetatable(b) then
-    return false, path .. ": metatables differ"
-  end
-  for k, v in pairs(a) do
-    local ok, why = same(v, rawget(b, k), path .. "." .. tostring(k))
-    if not ok then return false, why end
-  end
-  for k in pairs(b) do
-    if rawget(a, k) == nil then return false, path .. "." .. tostring(k) .. " missing" end
-  end
-  return true
+local function same(a, b)
+  return util.same(a, b, nil, true)
 end
 
 local function assert_same(a, b)
@@ -651,7 +615,6 @@ describe("json codec", function()
     -- glibc reads LOCPATH when the process starts, so the comma-decimal
     -- locale is compiled into build/ and used by a child process.
     it("numbers use '.' whatever LC_NUMERIC says", function()
-      local util = require("spec.helpers.util")
       assert(os.execute("mkdir -p build/locale && localedef -i de_DE -f UTF-8 build/locale/de_DE.UTF-8 2>/dev/null"
         .. " || test -d build/locale/de_DE.UTF-8"))
       local output, code = util.run_lua([[

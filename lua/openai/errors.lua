@@ -94,26 +94,12 @@ local function detail_of(body)
   return detail
 end
 
--- An error from a non-2xx response. `body` is the decoded JSON body when it
--- parsed, else the raw text. The message follows the official SDKs:
--- "<status> <error.message>", or "<status> status code (no body)".
-function errors.from_response(status, headers, body)
-  local detail, text, field
-  if type(body) == "table" then
-    detail = detail_of(body)
-    text, field = describe(detail)
-  else
-    if type(body) == "string" then
-      if body ~= "" then text = body end
-    elseif body ~= nil then
-      text = json_text(body) -- a JSON scalar
-    end
-    field = function() return nil end
-  end
+-- An error carrying a response's error object (`detail`) and its fields.
+local function api_error(name, status, message, detail, field, headers, body)
   return errors.new {
-    name = errors.name_for_status(status),
+    name = name,
     status = status,
-    message = text and (status .. " " .. text) or (status .. " status code (no body)"),
+    message = message,
     type = field("type"),
     code = field("code"),
     param = field("param"),
@@ -124,22 +110,31 @@ function errors.from_response(status, headers, body)
   }
 end
 
+local function no_field() return nil end
+
+-- An error from a non-2xx response. `body` is the decoded JSON body when it
+-- parsed, else the raw text. The message follows the official SDKs:
+-- "<status> <error.message>", or "<status> status code (no body)".
+function errors.from_response(status, headers, body)
+  local detail, text, field = nil, nil, no_field
+  if type(body) == "table" then
+    detail = detail_of(body)
+    text, field = describe(detail)
+  elseif type(body) == "string" then
+    if body ~= "" then text = body end
+  elseif body ~= nil then
+    text = json_text(body) -- a JSON scalar
+  end
+  local message = text and (status .. " " .. text) or (status .. " status code (no body)")
+  return api_error(errors.name_for_status(status), status, message, detail, field, headers, body)
+end
+
 -- An error sent inside a stream (`event: error`, or a payload with an
 -- `error` member): an APIError without status, its message unprefixed.
 function errors.from_event(payload, headers)
   local detail = type(payload) == "table" and detail_of(payload) or payload
   local text, field = describe(detail)
-  return errors.new {
-    name = "APIError",
-    message = text,
-    type = field("type"),
-    code = field("code"),
-    param = field("param"),
-    error = detail,
-    request_id = headers["x-request-id"],
-    headers = headers,
-    body = payload,
-  }
+  return api_error("APIError", nil, text, detail, field, headers, payload)
 end
 
 function errors.connection(cause)

@@ -3,25 +3,29 @@ local core = require("openai.core")
 
 local util = {}
 
--- Deep equality that also compares math.type and metatables of tables, so
--- 1 and 1.0, or {} and an empty array, are different.
-function util.same(a, b, path)
-  path = path or "value"
+-- Deep equality that also compares math.type, the sign of a zero and
+-- whether tables are arrays (openai.array_mt), so 1 and 1.0, or {} and an
+-- empty array, differ. With `strict`, every metatable must be the same.
+-- Returns true, or false and where they differ.
+function util.same(a, b, path, strict)
+  path = path or "$"
   if type(a) ~= type(b) then return false, path .. ": " .. type(a) .. " vs " .. type(b) end
   if type(a) == "number" then
     if math.type(a) ~= math.type(b) then return false, path .. ": " .. math.type(a) .. " vs " .. math.type(b) end
     if a ~= b and not (a ~= a and b ~= b) then return false, path .. ": " .. tostring(a) .. " vs " .. tostring(b) end
+    if a == 0 and math.type(a) == "float" and 1 / a ~= 1 / b then return false, path .. ": signed zero differs" end
     return true
   end
   if type(a) ~= "table" then
     if a ~= b then return false, path .. ": " .. tostring(a) .. " vs " .. tostring(b) end
     return true
   end
+  if strict and getmetatable(a) ~= getmetatable(b) then return false, path .. ": metatables differ" end
   if (getmetatable(a) == core.array_mt) ~= (getmetatable(b) == core.array_mt) then
     return false, path .. ": array vs object"
   end
   for k, v in pairs(a) do
-    local ok, why = util.same(v, b[k], path .. "." .. tostring(k))
+    local ok, why = util.same(v, rawget(b, k), path .. "." .. tostring(k), strict)
     if not ok then return false, why end
   end
   for k in pairs(b) do
