@@ -235,7 +235,7 @@ local function raised(f, ...)
     }
     for _, case in ipairs(cases) do
       local id, encoded = case[1], case[2]
-      it(("%q becomes %s in the target"):format(id, encoded), function()
+      it(("%s becomes %s in the target"):format(one_line_q(id), encoded), function()
         local cc, err = client.chat.completions.retrieve(id)
         assert.is_nil(cc)
         assert.are.equal("NotFoundError", err.name)
