@@ -77,12 +77,10 @@ end
 -- Headers: an ordered set keyed by lower-case name, so later layers
 -- override earlier ones whatever their case, and `false` removes.
 
+-- set.lines[key] is the line to send, or false for a removed header.
 local function header_set(set, name, value)
   local key = name:lower()
-  if set.lines[key] == nil and not set.seen[key] then
-    set.order[#set.order + 1] = key
-  end
-  set.seen[key] = true
+  if set.lines[key] == nil then set.order[#set.order + 1] = key end
   if value == false or value == core.null then
     set.lines[key] = false
   else
@@ -91,11 +89,10 @@ local function header_set(set, name, value)
 end
 
 local function header_copy(set)
-  local copy = { order = {}, lines = {}, seen = {} }
+  local copy = { order = {}, lines = {} }
   for i, key in ipairs(set.order) do
     copy.order[i] = key
     copy.lines[key] = set.lines[key]
-    copy.seen[key] = true
   end
   return copy
 end
@@ -196,7 +193,7 @@ function M.new_state(opts)
   local project = optional_string(opts, "project", "OPENAI_PROJECT_ID")
 
   -- The headers every request starts from, in the official SDKs' layers.
-  local headers = { order = {}, lines = {}, seen = {} }
+  local headers = { order = {}, lines = {} }
   header_set(headers, "Accept", "application/json")
   header_set(headers, "User-Agent", "OpenAI/Lua " .. VERSION)
   header_set(headers, "X-Stainless-Lang", "lua")
