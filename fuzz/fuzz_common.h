@@ -17,6 +17,8 @@
 #include <lua.h>
 #include <lualib.h>
 
+#include "json.h"
+
 int LLVMFuzzerInitialize(int *argc, char ***argv);
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
@@ -27,6 +29,16 @@ static inline void fuzz_fail(const char *what, const char *detail) {
   fprintf(stderr, "\nfuzz property broken: %s%s%s\n", what, detail ? ": " : "", detail ? detail : "");
   fflush(stderr);
   abort();
+}
+
+/* A fresh lua_State with the standard libraries and the JSON codec's
+ * metatables: one per fuzzing process. */
+static inline lua_State *fuzz_json_state(void) {
+  lua_State *S = luaL_newstate();
+  if (S == NULL) fuzz_fail("luaL_newstate", NULL);
+  luaL_openlibs(S);
+  openai_json_open(S);
+  return S;
 }
 
 /* A reader over the input for targets that build structured values. */

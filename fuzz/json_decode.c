@@ -17,10 +17,7 @@ static lua_State *L;
 int LLVMFuzzerInitialize(int *argc, char ***argv) {
   (void)argc;
   (void)argv;
-  L = luaL_newstate();
-  if (L == NULL) fuzz_fail("luaL_newstate", NULL);
-  luaL_openlibs(L);
-  openai_json_open(L);
+  L = fuzz_json_state();
   return 0;
 }
 

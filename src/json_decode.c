@@ -11,7 +11,7 @@
  *
  * yajl's escape decoding has quirks we inherit (Debian's yajl 2.1.0, measured):
  *   - a lone high surrogate ("\ud800x") becomes "?" ("?x");
- *   - a high surrogate followed by any \uXXXX is combined with it, even when
+ *   - a high surrogate followed by any other \u escape is combined with it, even when
  *     that escape is not a low surrogate: "\ud800\u0041" gives the
  *     well-formed but wrong F0 90 81 81 (U+10041);
  *   - a lone low surrogate ("\udc00") becomes the 3 bytes ED B0 80, which are

@@ -26,7 +26,7 @@ local CONTROL_TIMEOUT = 5 -- seconds
 local START_TIMEOUT = 10
 
 local process = require("spec.helpers.process")
-local shell_quote, read_file, alive, own_pid = process.shell_quote, process.read_file, process.alive, process.own_pid
+local shell_quote, read_file, own_pid = process.shell_quote, process.read_file, process.own_pid
 
 -- Directory of this file's repo: the specs run from the repo root, but do
 -- not rely on it for locating the server script.
@@ -63,26 +63,21 @@ function M.start(opts)
   local quoted = {}
   for i, a in ipairs(args) do quoted[i] = shell_quote(a) end
   local cmd = table.concat(quoted, " ") .. " >" .. shell_quote(out) .. " 2>" .. shell_quote(err) .. " </dev/null"
-  local p = assert(io.popen("sh -c " .. shell_quote(cmd .. " & echo $!"), "r"))
-  local pid = tonumber(p:read("l") or "")
-  p:close()
-  assert(pid, "mock: could not start " .. cmd)
+  local pid = assert(process.spawn(cmd), "mock: could not start " .. cmd)
 
   local self = setmetatable({ pid = pid, out_file = out, err_file = err }, Mock)
-  local deadline = socket.gettime() + START_TIMEOUT
-  while true do
+  local function listening()
     local line = (read_file(out) or ""):match("^(http://[^\n]+)\n")
     if line then
       self.base_url = line
       self.url = line:gsub("/v1$", "")
-      break
     end
-    if not alive(pid) or socket.gettime() > deadline then
-      local why = read_file(err) or ""
-      self:stop()
-      error("mock: server did not start: " .. why, 2)
-    end
-    socket.sleep(0.02)
+    return line ~= nil
+  end
+  if not process.wait_ready(pid, START_TIMEOUT, listening) then
+    local why = read_file(err) or ""
+    self:stop()
+    error("mock: server did not start: " .. why, 2)
   end
   return self
 end
@@ -157,16 +152,7 @@ end
 function Mock:stop()
   if self.stopped then return end
   self.stopped = true
-  local pid = self.pid
-  if pid and alive(pid) then
-    os.execute("kill -TERM " .. pid .. " 2>/dev/null")
-    local deadline = socket.gettime() + 5
-    while alive(pid) and socket.gettime() < deadline do socket.sleep(0.01) end
-    if alive(pid) then
-      os.execute("kill -KILL " .. pid .. " 2>/dev/null")
-      while alive(pid) do socket.sleep(0.01) end
-    end
-  end
+  process.stop(self.pid)
   if self.out_file then os.remove(self.out_file) end
   if self.err_file then os.remove(self.err_file) end
 end

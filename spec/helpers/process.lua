@@ -1,5 +1,7 @@
 -- Files and processes for the spec helpers: quoting for /bin/sh, reading
 -- files, and asking /proc whether a PID is alive.
+local socket = require("socket")
+
 local process = {}
 
 -- Single-quotes a string for /bin/sh.
@@ -43,6 +45,37 @@ end
 function process.own_pid()
   local stat = process.read_file("/proc/self/stat")
   return stat and tonumber(stat:match("^(%d+)"))
+end
+
+-- Starts a shell command in the background; returns its PID.
+function process.spawn(command)
+  local pipe = assert(io.popen("sh -c " .. process.shell_quote(command .. " & echo $!"), "r"))
+  local pid = tonumber(pipe:read("l") or "")
+  pipe:close()
+  return pid
+end
+
+-- Polls `ready()` every 20 ms until it is true. Returns false when the
+-- process `pid` died or `seconds` passed first.
+function process.wait_ready(pid, seconds, ready)
+  local deadline = socket.gettime() + seconds
+  while not ready() do
+    if not process.alive(pid) or socket.gettime() > deadline then return false end
+    socket.sleep(0.02)
+  end
+  return true
+end
+
+-- SIGTERM, up to 5 s to go, then SIGKILL; returns once the PID is gone.
+function process.stop(pid)
+  if not pid or not process.alive(pid) then return end
+  os.execute("kill -TERM " .. pid .. " 2>/dev/null")
+  local deadline = socket.gettime() + 5
+  while process.alive(pid) and socket.gettime() < deadline do socket.sleep(0.01) end
+  if process.alive(pid) then
+    os.execute("kill -KILL " .. pid .. " 2>/dev/null")
+    while process.alive(pid) do socket.sleep(0.01) end
+  end
 end
 
 return process

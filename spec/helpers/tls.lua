@@ -126,11 +126,8 @@ function M.start(opts)
     "key = " .. opts.key,
     "",
   }, "\n"))
-  local pipe = assert(io.popen("sh -c " .. shell_quote(shell_quote(binary) .. " " .. shell_quote(conf)
-    .. " >/dev/null 2>&1 </dev/null & echo $!"), "r"))
-  local pid = tonumber(pipe:read("l") or "")
-  pipe:close()
-  assert(pid, "could not start stunnel")
+  local pid = assert(process.spawn(shell_quote(binary) .. " " .. shell_quote(conf) .. " >/dev/null 2>&1 </dev/null"),
+    "could not start stunnel")
   local self = setmetatable({ pid = pid, port = port, conf = conf, log = log,
                               url = "https://127.0.0.1:" .. port }, Front)
   -- Watchdog: ends stunnel if the test process dies without stopping it,
@@ -139,39 +136,22 @@ function M.start(opts)
   if parent then
     local script = ("while kill -0 %d 2>/dev/null && kill -0 %d 2>/dev/null; do sleep 0.5; done; kill %d 2>/dev/null")
       :format(parent, pid, pid)
-    pipe = assert(io.popen("sh -c " .. shell_quote("sh -c " .. shell_quote(script) .. " >/dev/null 2>&1 </dev/null & echo $!"), "r"))
-    self.watchdog = tonumber(pipe:read("l") or "")
-    pipe:close()
+    self.watchdog = process.spawn("sh -c " .. shell_quote(script) .. " >/dev/null 2>&1 </dev/null")
   end
-  local deadline = socket.gettime() + 10
-  while not accepts(port) do
-    if not alive(pid) or socket.gettime() > deadline then
-      local why = read_file(log) or ""
-      self:stop()
-      error("stunnel did not start: " .. why, 2)
-    end
-    socket.sleep(0.02)
+  if not process.wait_ready(pid, 10, function() return accepts(port) end) then
+    local why = read_file(log) or ""
+    self:stop()
+    error("stunnel did not start: " .. why, 2)
   end
   return self
-end
-
-local function stop_pid(pid)
-  if not pid or not alive(pid) then return end
-  os.execute("kill -TERM " .. pid .. " 2>/dev/null")
-  local deadline = socket.gettime() + 5
-  while alive(pid) and socket.gettime() < deadline do socket.sleep(0.01) end
-  if alive(pid) then
-    os.execute("kill -KILL " .. pid .. " 2>/dev/null")
-    while alive(pid) do socket.sleep(0.01) end
-  end
 end
 
 -- Stops stunnel and its watchdog by PID; idempotent.
 function Front:stop()
   if self.stopped then return end
   self.stopped = true
-  stop_pid(self.pid)
-  stop_pid(self.watchdog)
+  process.stop(self.pid)
+  process.stop(self.watchdog)
 end
 
 Front.__gc = function(self) pcall(Front.stop, self) end
