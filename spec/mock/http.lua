@@ -147,19 +147,22 @@ local function new_timer_for(conn, ms, fn)
   return t
 end
 
-function Conn:close()
-  if self.closed then return end
+-- Marks the connection closed and drops its timers; false if it already was.
+function Conn:begin_close()
+  if self.closed then return false end
   self.closed = true
   for t in pairs(self.timers) do
     if not t:is_closing() then t:close() end
   end
   self.timers = {}
   if self.on_close then pcall(self.on_close) end
-  if not self.tcp:is_closing() then
-    pcall(uv.read_stop, self.tcp)
-    self.tcp:close()
-  end
+  pcall(uv.read_stop, self.tcp)
   self.server.conns[self] = nil
+  return true
+end
+
+function Conn:close()
+  if self:begin_close() and not self.tcp:is_closing() then self.tcp:close() end
 end
 
 -- Close after every queued write has been flushed (FIN, not RST).
@@ -172,17 +175,9 @@ end
 
 -- Abort with a TCP RST where supported: the harshest "connection reset".
 function Conn:reset()
-  if self.closed then return end
-  self.closed = true
-  for t in pairs(self.timers) do
-    if not t:is_closing() then t:close() end
-  end
-  self.timers = {}
-  if self.on_close then pcall(self.on_close) end
-  pcall(uv.read_stop, self.tcp)
+  if not self:begin_close() then return end
   local ok = pcall(uv.tcp_close_reset, self.tcp)
   if not ok and not self.tcp:is_closing() then self.tcp:close() end
-  self.server.conns[self] = nil
 end
 
 -- Queue bytes; `cb(err)` runs once the kernel took them (or on failure).
