@@ -7,7 +7,7 @@
 --     M  iterations on the 1 MB document  (default 100)
 -- Run from the repository root after `make` (build/openai/core.so).
 package.cpath = "build/?.so;" .. package.cpath
-package.path = "lua/?.lua;lua/?/init.lua;" .. package.path
+package.path = "lua/?.lua;lua/?/init.lua;./?.lua;" .. package.path
 
 local core = require("openai.core")
 local have_cjson, cjson = pcall(require, "cjson")
@@ -15,12 +15,7 @@ local have_cjson, cjson = pcall(require, "cjson")
 local N = tonumber(arg and arg[1]) or 100000
 local M = tonumber(arg and arg[2]) or 100
 
-local function read_file(path)
-  local f = assert(io.open(path, "rb"))
-  local data = f:read("a")
-  f:close()
-  return data
-end
+local read_file = require("spec.helpers.util").read_file
 
 -- A document shaped like a large list response: objects with ids, integers,
 -- floats, nulls, nested arrays, and text with escapes and non-ASCII.

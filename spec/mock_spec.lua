@@ -8,12 +8,7 @@ local mock = require("spec.helpers.mock")
 local KEY = "sk-test-0123456789abcdefWXYZ"
 local FIXTURE_PATH = "spec/fixtures/chatcmpl-abc123.json"
 
-local function read_file(path)
-  local f = assert(io.open(path, "rb"))
-  local s = f:read("a")
-  f:close()
-  return s
-end
+local read_file = require("spec.helpers.util").read_file
 
 ---------------------------------------------------------------------------
 -- A tiny raw HTTP/1.1 client
