@@ -167,6 +167,23 @@ describe("streaming", function()
       assert.is_nil(stream:next())
     end)
 
+    it("does not wait for the end of the response after [DONE]", function()
+      server:script { { status = 200, headers = { ["content-type"] = "text/event-stream" },
+                        sse = { "data: " .. chunk("a") .. "\n\ndata: [DONE]\n\n" }, sse_end = "stall" } }
+      local stream = assert(client.chat.completions.create(PARAMS, { timeout = 30 }))
+      local started = core.monotonic()
+      assert.are.same({ "a" }, (drain(stream)))
+      assert.is_true(core.monotonic() - started < 1, "waited after [DONE]")
+      assert(client.chat.completions.retrieve("chatcmpl-abc123"))
+    end)
+
+    it("reuses the connection after a stream that ended with [DONE]", function()
+      local stream = open()
+      assert(stream:final())
+      assert(client.chat.completions.retrieve("chatcmpl-abc123"))
+      assert.are.same({ requests = 2, connections = 1 }, server:stats())
+    end)
+
     it("delivers an event the server did not end before EOF", function()
       local stream = scripted({ "data: " .. chunk("a") .. "\n\n", "data: " .. chunk("unterminated") }, "finish")
       local contents, err = drain(stream)

@@ -150,11 +150,15 @@ int openai_stream_open(lua_State *L) {
   }
 }
 
-/* stream:read() -> event|nil, data   one event (event is its "event" field)
- *               -> nil                the stream ended
- *               -> nil, kind, message it failed (kind as in conn:request) */
+/* stream:read([wait]) -> event|nil, data   one event (event is its "event" field)
+ *                     -> nil                the stream ended
+ *                     -> nil, kind, message it failed (kind as in conn:request)
+ *                     -> nil, "pending"     with wait == false: nothing has
+ *                                           arrived yet */
 static int stream_read(lua_State *L) {
   struct transfer *t = check_stream(L, 1);
+  int wait = lua_isnoneornil(L, 2) || lua_toboolean(L, 2);
+  int driven = 0;
   for (;;) {
     if (t->events.len > t->events_read) return pop_event(L, t);
     if (t->too_large || t->out_of_memory) {
@@ -177,6 +181,20 @@ static int stream_read(lua_State *L) {
       }
       lua_pushnil(L);
       return 1;
+    }
+    if (!wait) { /* only what has arrived: one look at the network, no waiting */
+      if (driven) {
+        lua_pushnil(L);
+        lua_pushliteral(L, "pending");
+        return 2;
+      }
+      if (t->paused) {
+        t->paused = 0;
+        curl_easy_pause(t->easy, CURLPAUSE_CONT);
+      }
+      connection_drive(t->conn);
+      driven = 1;
+      continue;
     }
     drive_until(t, event_ready, t->last_activity + t->timeout, "data");
   }

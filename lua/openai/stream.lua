@@ -13,7 +13,7 @@ Stream.__index = Stream
 local states = setmetatable({}, { __mode = "k" })
 
 -- How many events after [DONE] are read (and dropped) so the connection
--- can be reused; a server that keeps talking is cut off.
+-- can be reused; a server that keeps talking, or stalls, is cut off.
 local MAX_DRAIN = 16
 
 local function absent(value)
@@ -117,9 +117,11 @@ function Stream:next()
       return finish(state, err)
     end
     if data == "[DONE]" then
+      -- Read what has already arrived (usually the end of the response, so
+      -- the connection can be reused), never waiting for more.
       for _ = 1, MAX_DRAIN do
-        local _, more_data, failure = state.raw:read()
-        if more_data == nil or failure ~= nil then break end
+        local _, more_data, failure = state.raw:read(false)
+        if more_data == nil or more_data == "pending" or failure ~= nil then break end
       end
       return finish(state, nil)
     end
