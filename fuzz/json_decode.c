@@ -1,11 +1,13 @@
 /* libFuzzer target: bytes -> openai_json_decode.
  *
  * Properties: no crash, leak or undefined behaviour; on success exactly one
- * value is pushed and no message is written; on failure nothing is pushed
- * and the message is one non-empty NUL-terminated line that fits the
- * buffer, whatever its size. The depth limit and the message buffer size
- * vary with the input's length, so small limits and tiny buffers are
- * exercised too. */
+ * value is pushed and no message is written, every string and key in it is
+ * strict UTF-8 and it holds no more values than the cap; on failure nothing
+ * is pushed and the message is one non-empty NUL-terminated line that fits
+ * the buffer, whatever its size. The depth limit, the value cap and the
+ * message buffer size vary with the input's length, so small limits and
+ * tiny buffers are exercised too. The input itself also checks
+ * openai_utf8_char against an independent strict UTF-8 decoder. */
 #include "fuzz_common.h" /* first: feature macros */
 
 #include <string.h>
@@ -21,28 +23,95 @@ int LLVMFuzzerInitialize(int *argc, char ***argv) {
   return 0;
 }
 
+/* Strict UTF-8 the long way, independent of openai_utf8_char: decode each
+ * code point, then require its shortest form, no surrogate, <= U+10FFFF. */
+static int strict_utf8(const unsigned char *s, size_t len) {
+  size_t i = 0;
+  while (i < len) {
+    unsigned long cp;
+    unsigned c = s[i];
+    size_t n, k, shortest;
+    if (c < 0x80) {
+      i++;
+      continue;
+    }
+    if ((c & 0xE0) == 0xC0) { n = 2; cp = c & 0x1F; }
+    else if ((c & 0xF0) == 0xE0) { n = 3; cp = c & 0x0F; }
+    else if ((c & 0xF8) == 0xF0) { n = 4; cp = c & 0x07; }
+    else return 0;
+    if (len - i < n) return 0;
+    for (k = 1; k < n; k++) {
+      if ((s[i + k] & 0xC0) != 0x80) return 0;
+      cp = (cp << 6) | (s[i + k] & 0x3F);
+    }
+    shortest = cp < 0x80 ? 1 : cp < 0x800 ? 2 : cp < 0x10000 ? 3 : 4;
+    if (n != shortest || (cp >= 0xD800 && cp <= 0xDFFF) || cp > 0x10FFFF) return 0;
+    i += n;
+  }
+  return 1;
+}
+
+static int shared_utf8(const unsigned char *s, size_t len) {
+  size_t i = 0, n;
+  while (i < len) {
+    n = openai_utf8_char(s + i, len - i);
+    if (n == 0) return 0;
+    i += n;
+  }
+  return 1;
+}
+
+static void check_string(int idx) {
+  size_t len;
+  const char *s = lua_tolstring(L, idx, &len);
+  if (!strict_utf8((const unsigned char *)s, len)) fuzz_fail("decoded a string that is not strict UTF-8", NULL);
+}
+
+/* Counts the values of the decoded value at idx and checks its strings. */
+static size_t walk(int idx, int depth) {
+  size_t n = 1;
+  idx = lua_absindex(L, idx);
+  if (lua_type(L, idx) == LUA_TSTRING) check_string(idx);
+  if (lua_type(L, idx) != LUA_TTABLE) return 1;
+  if (depth > OPENAI_JSON_MAX_DEPTH + 1) fuzz_fail("decoded deeper than any limit", NULL);
+  if (!lua_checkstack(L, 4)) fuzz_fail("Lua stack", NULL);
+  lua_pushnil(L);
+  while (lua_next(L, idx) != 0) {
+    if (lua_type(L, -2) == LUA_TSTRING) check_string(-2);
+    n += walk(-1, depth + 1);
+    lua_pop(L, 1);
+  }
+  return n;
+}
+
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
   char err[256];
   size_t errsize = sizeof err;
   int depth = OPENAI_JSON_MAX_DEPTH;
+  size_t max_values = OPENAI_JSON_MAX_VALUES;
   int ok;
 
+  if (strict_utf8(data, size) != shared_utf8(data, size))
+    fuzz_fail("openai_utf8_char disagrees with the strict UTF-8 decoder", NULL);
   if (size % 7 == 3) depth = 1 + (int)(size % 11);
   if (size % 5 == 1) errsize = 1 + size % 9;
+  if (size % 13 == 4) max_values = 1 + size % 17;
   memset(err, 'x', sizeof err);
   lua_settop(L, 0);
-  ok = openai_json_decode(L, (const char *)data, size, depth, err, errsize);
+  ok = openai_json_decode(L, (const char *)data, size, depth, max_values, err, errsize);
   if (ok) {
     if (lua_gettop(L) != 1) fuzz_fail("success must push exactly one value", NULL);
     if (err[0] != '\0') fuzz_fail("success must leave the message empty", err);
     if (lua_type(L, 1) == LUA_TNONE || lua_type(L, 1) == LUA_TNIL) fuzz_fail("decoded a nil", NULL);
+    if (walk(1, 0) > max_values) fuzz_fail("decoded more values than the cap", NULL);
   } else {
     size_t len = strnlen(err, errsize);
     if (lua_gettop(L) != 0) fuzz_fail("failure must push nothing", NULL);
     if (len >= errsize) fuzz_fail("message not NUL-terminated inside its buffer", NULL);
     if (errsize > 1 && len == 0) fuzz_fail("empty failure message", NULL);
     if (memchr(err, '\n', len) != NULL) fuzz_fail("message spans lines", err);
-    if (errsize == sizeof err && strncmp(err, "invalid JSON", 12) != 0 && strncmp(err, "JSON nested too deeply", 22) != 0)
+    if (errsize == sizeof err && strncmp(err, "invalid JSON", 12) != 0 &&
+        strncmp(err, "JSON nested too deeply", 22) != 0 && strncmp(err, "JSON has more than ", 19) != 0)
       fuzz_fail("unexpected kind of message", err);
   }
   lua_settop(L, 0);

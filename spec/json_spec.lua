@@ -47,6 +47,64 @@ local function decode_fails(text, needle, ...)
   return err
 end
 
+-- Byte sequences that are not UTF-8 in the strict sense (RFC 3629), which
+-- yajl's structural check lets through: the codec rejects them itself.
+local NOT_STRICT = {
+  { "overlong C0 80 (U+0000)", "\xC0\x80" },
+  { "overlong C1 BF (U+007F)", "\xC1\xBF" },
+  { "overlong E0 80 AF (U+002F)", "\xE0\x80\xAF" },
+  { "overlong E0 9F BF (U+07FF)", "\xE0\x9F\xBF" },
+  { "overlong F0 80 80 80 (U+0000)", "\xF0\x80\x80\x80" },
+  { "overlong F0 8F BF BF (U+FFFF)", "\xF0\x8F\xBF\xBF" },
+  { "surrogate ED A0 80 (U+D800)", "\xED\xA0\x80" },
+  { "surrogate ED AF BF (U+DBFF)", "\xED\xAF\xBF" },
+  { "surrogate ED B0 80 (U+DC00)", "\xED\xB0\x80" },
+  { "surrogate ED BF BF (U+DFFF)", "\xED\xBF\xBF" },
+  { "F4 90 80 80 (U+110000)", "\xF4\x90\x80\x80" },
+  { "F4 BF BF BF (U+13FFFF)", "\xF4\xBF\xBF\xBF" },
+  { "lead F5", "\xF5\x80\x80\x80" },
+  { "lead F7", "\xF7\xBF\xBF\xBF" },
+}
+
+-- Not UTF-8 even structurally: yajl rejects these before the codec sees
+-- them. The third field is yajl's byte offset inside '["<bytes>"]'.
+local NOT_UTF8 = {
+  { "5-byte form F8", "\xF8\x88\x80\x80\x80", 3 },
+  { "6-byte form FC", "\xFC\x84\x80\x80\x80\x80", 3 },
+  { "lead FE", "\xFE", 3 },
+  { "lead FF", "\xFF", 3 },
+  { "truncated C3", "\xC3", 4 },
+  { "truncated E2 82", "\xE2\x82", 5 },
+  { "truncated F0 9F 98", "\xF0\x9F\x98", 6 },
+  { "truncated E2 82 then ASCII", "\xE2\x82A", 5 },
+  { "stray continuation 80", "\x80", 3 },
+  { "stray continuation BF", "\xBF", 3 },
+  { "stray continuation after ASCII", "a\x80", 4 },
+  { "extra continuation after C3 A9", "\xC3\xA9\xA9", 5 },
+  { "extra continuation after F0 9F 98 80", "\xF0\x9F\x98\x80\x80", 7 },
+}
+
+-- The edges of each UTF-8 length and around the surrogates: all valid.
+local BOUNDARIES = {
+  { "U+007F", "\x7F" },
+  { "U+0080", "\xC2\x80" },
+  { "U+07FF", "\xDF\xBF" },
+  { "U+0800", "\xE0\xA0\x80" },
+  { "U+D7FF", "\xED\x9F\xBF" },
+  { "U+E000", "\xEE\x80\x80" },
+  { "U+FFFF", "\xEF\xBF\xBF" },
+  { "U+10000", "\xF0\x90\x80\x80" },
+  { "U+10FFFF", "\xF4\x8F\xBF\xBF" },
+}
+
+-- Values a decode builds: every scalar, string, array and object; keys not.
+local function count_values(v)
+  if type(v) ~= "table" then return 1 end
+  local n = 1
+  for _, child in pairs(v) do n = n + count_values(child) end
+  return n
+end
+
 describe("json codec", function()
   describe("golden fixture chatcmpl-abc123.json", function()
     local text = read_file(FIXTURE)
@@ -95,6 +153,15 @@ describe("json codec", function()
       local second = assert(decode(json))
       assert_same(first, second)
       assert.are.equal(json, encode(second))
+    end)
+
+    it("decodes unchanged under a value cap of exactly its size", function()
+      local n = count_values(assert(decode(text)))
+      assert.are.equal(32, n) -- as Python's json module counts it
+      assert_same(decode(text), decode(text, nil, n))
+      local v, err = decode(text, nil, n - 1)
+      assert.is_nil(v)
+      assert.are.equal("JSON has more than 31 values", err)
     end)
   end)
 
@@ -183,13 +250,80 @@ describe("json codec", function()
       assert.are.equal("?x", decode([["\ud800x"]]))
       assert.are.equal("a?bc", decode([["a\ud800bc"]]))
       assert.are.equal("?\n", decode([["\ud800\n"]]))
-      assert.are.equal("\xED\xB0\x80", decode([["\udc00"]]))
-      assert.are.equal("\xED\xB0\x80?", decode([["\udc00\ud800"]]))
       assert.are.equal("F0 90 81 81 ", bytes(decode([["\ud800\u0041"]])))
+      assert.are.equal("F0 90 80 80 ", bytes(decode([["\ud800\ud800"]])))
       -- and whatever came out encodes again
-      for _, s in ipairs({ [["\ud800"]], [["\udc00"]], [["\ud800\u0041"]] }) do
+      for _, s in ipairs({ [["\ud800"]], [["\ud800\u0041"]], [["\ud800\ud800"]] }) do
         local v = decode(s)
         assert.are.equal(v, decode(encode(v)))
+      end
+    end)
+
+    -- yajl writes a lone low surrogate as ED B0 80 .. ED BF BF: not UTF-8
+    it("a lone low surrogate escape fails the decode", function()
+      assert.are.equal("invalid JSON: invalid UTF-8 in string at byte 8", decode_fails([["\udc00"]]))
+      assert.are.equal("invalid JSON: invalid UTF-8 in string at byte 8", decode_fails([["\uDFFF"]]))
+      assert.are.equal("invalid JSON: invalid UTF-8 in string at byte 14", decode_fails([["\udc00\ud800"]]))
+      assert.are.equal("invalid JSON: invalid UTF-8 in string at byte 15", decode_fails([=[["ok","a\udc00"]]=]))
+      assert.are.equal("invalid JSON: invalid UTF-8 in string at byte 9", decode_fails([[{"\udc00":1}]]))
+      -- a low surrogate after a complete pair is lone too
+      assert.are.equal("invalid JSON: invalid UTF-8 in string at byte 20",
+        decode_fails([["\ud83d\ude00\ude00"]]))
+    end)
+
+    it("rejects overlong forms, surrogates and code points above U+10FFFF", function()
+      for _, c in ipairs(NOT_STRICT) do
+        local expected = "invalid JSON: invalid UTF-8 in string at byte " .. (#c[2] + 3)
+        local v, err = decode('["' .. c[2] .. '"]')
+        assert.is_nil(v, c[1])
+        assert.are.equal(expected, err, c[1])
+        v, err = decode('{"' .. c[2] .. '":1}')
+        assert.is_nil(v, c[1] .. " (key)")
+        assert.are.equal(expected, err, c[1] .. " (key)")
+      end
+      -- in a nested key and after an escape (yajl's decoded copy, not the input)
+      assert.are.equal("invalid JSON: invalid UTF-8 in string at byte 11",
+        decode_fails('{"a":{"b\xC0\x80":1}}'))
+      assert.are.equal("invalid JSON: invalid UTF-8 in string at byte 7",
+        decode_fails('"\\n\xED\xA0\x80"'))
+    end)
+
+    it("rejects truncated sequences and stray continuation bytes (yajl's check)", function()
+      for _, c in ipairs(NOT_UTF8) do
+        local expected = "invalid JSON: invalid bytes in UTF8 string at byte " .. c[3]
+        local v, err = decode('["' .. c[2] .. '"]')
+        assert.is_nil(v, c[1])
+        assert.are.equal(expected, err, c[1])
+        v, err = decode('{"' .. c[2] .. '":1}')
+        assert.is_nil(v, c[1] .. " (key)")
+        assert.are.equal(expected, err, c[1] .. " (key)")
+      end
+    end)
+
+    it("accepts the first and last character of every UTF-8 length", function()
+      for _, c in ipairs(BOUNDARIES) do
+        assert.are.equal(c[2], decode('"' .. c[2] .. '"'), c[1])
+        local t = decode('{"' .. c[2] .. '":"x' .. c[2] .. '"}')
+        assert.are.equal("x" .. c[2], t[c[2]], c[1])
+      end
+      assert.are.equal("\xEF\xBF\xBF", decode([["\uffff"]]))
+      assert.are.equal("\xF4\x8F\xBF\xBF", decode([["\udbff\udfff"]]))
+    end)
+
+    -- the validator skips ASCII 8 bytes at a time: every alignment
+    it("finds a bad sequence at any offset in long ASCII runs", function()
+      for before = 0, 19 do
+        for after = 0, 19 do
+          local a, b = string.rep("a", before), string.rep("b", after)
+          local good = a .. "\xED\x9F\xBF" .. b .. "\xC2\x80"
+          assert.are.equal(good, decode('"' .. good .. '"'))
+          local bad = a .. "\xED\xA0\x80" .. b
+          assert.are.equal("invalid JSON: invalid UTF-8 in string at byte " .. (#bad + 2),
+            decode_fails('"' .. bad .. '"'))
+          bad = a .. "\xC2\x80" .. b .. "\xF4\x90\x80\x80"
+          assert.are.equal("invalid JSON: invalid UTF-8 in string at byte " .. (#bad + 2),
+            decode_fails('"' .. bad .. '"'))
+        end
       end
     end)
 
@@ -296,6 +430,88 @@ describe("json codec", function()
     end)
   end)
 
+  describe("value cap (max_values)", function()
+    local function cap_fails(text, cap)
+      local err = decode_fails(text, nil, nil, cap)
+      assert.are.equal("JSON has more than " .. cap .. " values", err)
+    end
+
+    it("a scalar at the top level is one value", function()
+      for _, text in ipairs({ "1", "1.5", '"s"', "true", "false", "null" }) do
+        assert.is_not_nil(decode(text, nil, 1), text)
+      end
+      assert.are.equal("s", decode('"s"', nil, 1))
+      assert.are.equal(null, decode("null", nil, 1))
+      assert.is_table(decode("[]", nil, 1))
+      assert.is_table(decode("{}", nil, 1))
+    end)
+
+    it("flat: exactly N values pass, N + 1 fail", function()
+      for _, n in ipairs({ 2, 3, 10, 1000 }) do
+        -- an array of n - 1 members is n values
+        local text = "[" .. string.rep("0", n - 1, ",") .. "]"
+        local t = decode(text, nil, n)
+        assert.are.equal(n - 1, #t)
+        cap_fails("[" .. string.rep("0", n, ",") .. "]", n)
+      end
+      assert.are.equal(3, #decode('["a",null,{}]', nil, 4))
+      cap_fails('["a",null,{}]', 3)
+      cap_fails("[1,2]", 1)
+    end)
+
+    it("nested: every array and object counts, keys do not", function()
+      assert.is_table(decode("[[[]]]", nil, 3))
+      cap_fails("[[[]]]", 2)
+      assert.is_table(decode(string.rep("[", 500) .. string.rep("]", 500), nil, 500))
+      cap_fails(string.rep("[", 501) .. string.rep("]", 501), 500)
+      -- object, 1, object, null: 4 values and 3 keys
+      local text = '{"a":1,"b":{"c":null}}'
+      assert.are.equal(null, decode(text, nil, 4).b.c)
+      cap_fails(text, 3)
+      local keys = "{" .. string.rep('"k":1', 100, ",") .. "}"
+      assert.are.equal(1, decode(keys, nil, 101).k)
+      cap_fails(keys, 100)
+      cap_fails('{"a":{},"b":{}}', 2)
+    end)
+
+    it("counts values, not bytes: a long string is one value", function()
+      local long = string.rep("x", 100000)
+      assert.are.equal(long, decode('["' .. long .. '"]', nil, 2)[1])
+    end)
+
+    it("stops building as soon as the cap is passed", function()
+      local text = "[" .. string.rep("[]", 200000, ",") .. "]"
+      collectgarbage()
+      collectgarbage()
+      -- decode returns, never raises: the collector is restarted whatever happens
+      collectgarbage("stop")
+      local before = collectgarbage("count")
+      local t, err = decode(text, nil, 100)
+      local capped = collectgarbage("count") - before
+      local all = decode(text, nil, 200001)
+      local full = collectgarbage("count") - before
+      collectgarbage("restart")
+      assert.is_nil(t)
+      assert.are.equal("JSON has more than 100 values", err)
+      assert.are.equal(200000, #all)
+      -- 200 000 tables take megabytes; the first 100 a few kilobytes
+      assert.is_true(full > 4096, "the measurement sees tables: " .. full .. " KB")
+      assert.is_true(capped < 64, "built past the cap: " .. capped .. " KB")
+    end)
+
+    it("the default cap lets large documents through", function()
+      local t = decode("[" .. string.rep("[]", 300000, ",") .. "]")
+      assert.are.equal(300000, #t)
+      assert.are.equal(300000, #decode("[" .. string.rep("[]", 300000, ",") .. "]", 2))
+    end)
+
+    it("the cap and the depth limit apply together", function()
+      assert.are.equal("JSON nested too deeply (limit 2)", decode_fails("[[[]]]", nil, 2, 100))
+      cap_fails("[[[]]]", 2)
+      assert.are.equal("JSON has more than 2 values", decode_fails("[[[]]]", nil, 3, 2))
+    end)
+  end)
+
   describe("decode errors", function()
     it("empty and blank input", function()
       decode_fails("", "empty")
@@ -341,6 +557,22 @@ describe("json codec", function()
       assert.has_error(function() decode("[]", 0) end)
       assert.has_error(function() decode("[]", -1) end)
       assert.has_error(function() decode("[]", 1.5) end)
+      for _, bad in ipairs({ 0, -1, math.mininteger }) do
+        local ok, err = pcall(decode, "[]", nil, bad)
+        assert.is_false(ok)
+        assert.is_truthy(err:find("bad argument #3", 1, true), err)
+        assert.is_truthy(err:find("(max_values must be a positive integer)", 1, true), err)
+      end
+      local ok, err = pcall(decode, "[]", nil, 1.5)
+      assert.is_false(ok)
+      assert.is_truthy(err:find("bad argument #3", 1, true) and err:find("number has no integer representation", 1, true), err)
+      ok, err = pcall(decode, "[]", 1000, "many")
+      assert.is_false(ok)
+      assert.is_truthy(err:find("bad argument #3", 1, true), err)
+      assert.is_false(pcall(decode, "[]", nil, {}))
+      -- nil means the default; the largest integer means no practical cap
+      assert.is_table(decode("[]", nil, nil))
+      assert.is_table(decode("[[]]", 2, math.maxinteger))
     end)
   end)
 
@@ -408,6 +640,15 @@ describe("json codec", function()
       for i = 0, 127 do
         local s = string.char(i)
         assert.are.equal(s, decode(encode(s)))
+      end
+    end)
+
+    it("strings: the first and last character of every UTF-8 length", function()
+      for _, c in ipairs(BOUNDARIES) do
+        assert.are.equal('"' .. c[2] .. '"', encode(c[2]), c[1])
+        assert.are.equal('{"' .. c[2] .. '":"a' .. c[2] .. 'b"}', encode({ [c[2]] = "a" .. c[2] .. "b" }), c[1])
+        local long = string.rep("x", 13) .. c[2] .. string.rep("y", 13)
+        assert.are.equal(long, decode(encode(long)), c[1])
       end
     end)
 
@@ -494,6 +735,26 @@ describe("json codec", function()
         encode_fails("\xF8\x88\x80\x80\x80", "invalid UTF-8 in string")
         encode_fails({ a = { "ok", "\x80" } }, "invalid UTF-8 in string at a[2]")
         encode_fails({ ["k\xff"] = 1 }, "invalid UTF-8 in object key")
+      end)
+
+      it("strict UTF-8: every sequence the decoder rejects, in values and keys", function()
+        local all = {}
+        for _, c in ipairs(NOT_STRICT) do all[#all + 1] = c end
+        for _, c in ipairs(NOT_UTF8) do all[#all + 1] = c end
+        for _, c in ipairs(all) do
+          local ok, err = pcall(encode, c[2])
+          assert.is_false(ok, c[1])
+          assert.are.equal("invalid UTF-8 in string", err, c[1])
+          ok, err = pcall(encode, { messages = arr({ { content = "ok " .. c[2] .. " ok" } }) })
+          assert.is_false(ok, c[1])
+          assert.are.equal("invalid UTF-8 in string at messages[1].content", err, c[1])
+          ok, err = pcall(encode, { a = { [c[2]] = 1 } })
+          assert.is_false(ok, c[1])
+          assert.are.equal("invalid UTF-8 in object key at a", err, c[1])
+          ok, err = pcall(encode, { [c[2]] = 1 })
+          assert.is_false(ok, c[1])
+          assert.are.equal("invalid UTF-8 in object key", err, c[1])
+        end
       end)
 
       it("sparse arrays", function()

@@ -377,7 +377,7 @@ int transfer_push_response(lua_State *L, struct transfer *t, int decode) {
   lua_pushinteger(L, t->status);
   transfer_push_headers(L, t);
   if (decode && t->body.len > 0) {
-    if (openai_json_decode(L, t->body.data, t->body.len, OPENAI_JSON_MAX_DEPTH, err, sizeof err)) return 3;
+    if (openai_json_decode(L, t->body.data, t->body.len, OPENAI_JSON_MAX_DEPTH, OPENAI_JSON_MAX_VALUES, err, sizeof err)) return 3;
     lua_pushlstring(L, t->body.data, t->body.len);
     lua_pushstring(L, err);
     return 4;

@@ -7,18 +7,25 @@
  *   - null -> light userdata NULL (openai.null), the key stays present;
  *   - arrays -> 1-based tables with the registry metatable OPENAI_ARRAY_MT;
  *     objects -> plain tables, the last duplicate key wins;
- *   - strings keep embedded NULs; yajl validates UTF-8 and decodes escapes.
+ *   - strings keep embedded NULs; yajl decodes escapes and checks raw bytes
+ *     for UTF-8 structure only (a lead byte and its continuation bytes), so
+ *     every string and key it hands us is checked again, strictly
+ *     (openai_utf8_char: no overlong forms, surrogates or code points above
+ *     U+10FFFF): "invalid JSON: invalid UTF-8 in string at byte N";
+ *   - at most max_values values (keys do not count): "JSON has more than N
+ *     values", and nothing more is built once the cap is passed.
  *
- * yajl's escape decoding has quirks we inherit (Debian's yajl 2.1.0, measured):
+ * yajl's escape decoding has quirks (Debian's yajl 2.1.0, measured):
  *   - a lone high surrogate ("\ud800x") becomes "?" ("?x");
  *   - a high surrogate followed by any other \u escape is combined with it, even when
  *     that escape is not a low surrogate: "\ud800\u0041" gives the
  *     well-formed but wrong F0 90 81 81 (U+10041);
- *   - a lone low surrogate ("\udc00") becomes the 3 bytes ED B0 80, which are
- *     not valid UTF-8 (the encoder accepts them back: it checks UTF-8 the
- *     same structural way yajl does, so encode(decode(s)) always works).
- * The spec pins these down so a yajl change is noticed. yajl also takes \v
- * and \f as whitespace between tokens, which strict JSON does not.
+ *   - a lone low surrogate ("\udc00") becomes the 3 bytes ED B0 80, an
+ *     encoded surrogate: the strict check rejects it, so such a string fails
+ *     the decode (as in serde_json) instead of returning invalid UTF-8.
+ * The first two give valid UTF-8 and are kept. The spec pins all three down
+ * so a yajl change is noticed. yajl also takes \v and \f as whitespace
+ * between tokens, which strict JSON does not.
  *
  * No Lua error may unwind through yajl's frames. Every callback that may
  * allocate does its work in one lua_pcall of decode_step (a light C function,
@@ -34,6 +41,7 @@
 #include <errno.h>
 #include <limits.h>
 #include <langinfo.h> /* nl_langinfo is thread-safe; localeconv is not */
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -53,6 +61,9 @@ typedef struct Decoder {
   int base;            /* stack top on entry */
   int depth;           /* open containers */
   int max_depth;
+  size_t values;       /* values built so far */
+  size_t max_values;
+  int bad_utf8;        /* stopped on a string that is not valid UTF-8 */
   /* operands of decode_step */
   int op;
   int vtype;
@@ -122,6 +133,11 @@ static int step(Decoder *d, int op) {
   lua_State *L = d->L;
   int top = lua_gettop(L);
   int in_array;
+  /* checked before building: nothing beyond the cap is ever allocated */
+  if (op != OP_KEY && ++d->values > d->max_values) {
+    snprintf(d->err, d->errsize, "JSON has more than %zu values", d->max_values);
+    return 0;
+  }
   /* 5 for the call, 2 for a new container's slots, 1 spare */
   if (!lua_checkstack(L, 8)) return fail(d, "JSON nested too deeply (Lua stack exhausted)");
   in_array = d->depth > 0 && lua_type(L, top) == LUA_TNUMBER;
@@ -242,8 +258,57 @@ static int on_number(void *ctx, const char *s, size_t len) {
   return step(d, OP_SCALAR);
 }
 
+#define HIGH_BITS UINT64_C(0x8080808080808080)
+
+/* Strict UTF-8 (openai_utf8_char) of a string as yajl hands it over, escapes
+ * decoded. API text is mostly ASCII, so ASCII is told a word at a time,
+ * never byte by byte: 8-byte words, the last one overlapping what was
+ * already checked; the byte loop only ever walks up to the next non-ASCII
+ * byte, which is then checked in full. */
+static int utf8_valid_words(const unsigned char *s, size_t len) {
+  size_t i = 0, n;
+  uint64_t w;
+  for (;;) {
+    while (len - i >= 8) {
+      memcpy(&w, s + i, sizeof w);
+      if (w & HIGH_BITS) break;
+      i += 8;
+    }
+    if (len - i < 8 && len >= 8) {
+      memcpy(&w, s + len - 8, sizeof w);
+      if ((w & HIGH_BITS) == 0) return 1;
+    }
+    while (i < len && s[i] < 0x80) i++;
+    if (i == len) return 1;
+    n = openai_utf8_char(s + i, len - i);
+    if (n == 0) return 0;
+    i += n;
+  }
+}
+
+/* Most strings are short keys: an ASCII one of up to 7 bytes is told by two
+ * overlapping 4-byte loads (or three byte probes), without a loop. */
+static int utf8_valid(const unsigned char *s, size_t len) {
+  if (len < 8) {
+    uint32_t h, t;
+    if (len >= 4) {
+      memcpy(&h, s, sizeof h);
+      memcpy(&t, s + len - 4, sizeof t);
+      h |= t;
+    } else {
+      h = len > 0 ? (uint32_t)(s[0] | s[len / 2] | s[len - 1]) : 0;
+    }
+    if ((h & 0x80808080u) == 0) return 1;
+  }
+  return utf8_valid_words(s, len);
+}
+
 static int on_string(void *ctx, const unsigned char *s, size_t len) {
   Decoder *d = (Decoder *)ctx;
+  if (!utf8_valid(s, len)) {
+    d->bad_utf8 = 1; /* the message needs yajl's offset: written on return */
+    return 0;
+  }
   d->str = (const char *)s;
   d->len = len;
   return step(d, OP_STRING);
@@ -251,6 +316,10 @@ static int on_string(void *ctx, const unsigned char *s, size_t len) {
 
 static int on_key(void *ctx, const unsigned char *s, size_t len) {
   Decoder *d = (Decoder *)ctx;
+  if (!utf8_valid(s, len)) {
+    d->bad_utf8 = 1;
+    return 0;
+  }
   d->str = (const char *)s;
   d->len = len;
   return step(d, OP_KEY);
@@ -316,8 +385,8 @@ static void yajl_failure(Decoder *d, yajl_handle h, const char *text, size_t len
   if (msg != NULL) yajl_free_error(h, msg);
 }
 
-int openai_json_decode(lua_State *L, const char *text, size_t len,
-                       int max_depth, char *err, size_t errsize) {
+int openai_json_decode(lua_State *L, const char *text, size_t len, int max_depth,
+                       size_t max_values, char *err, size_t errsize) {
   Decoder d;
   yajl_handle h;
   yajl_status st;
@@ -334,6 +403,7 @@ int openai_json_decode(lua_State *L, const char *text, size_t len,
   d.L = L;
   d.base = lua_gettop(L);
   d.max_depth = max_depth > 0 ? max_depth : OPENAI_JSON_MAX_DEPTH;
+  d.max_values = max_values > 0 ? max_values : OPENAI_JSON_MAX_VALUES;
   d.err = err;
   d.errsize = errsize;
   dp = nl_langinfo(RADIXCHAR);
@@ -364,9 +434,14 @@ int openai_json_decode(lua_State *L, const char *text, size_t len,
     st = yajl_complete_parse(h);
   }
   if (st != yajl_status_ok) {
+    /* after yajl_complete_parse the input ended too early: offset = len */
+    size_t offset = complete ? len : yajl_get_bytes_consumed(h);
     if (st != yajl_status_client_canceled) {
-      /* after yajl_complete_parse the input ended too early: offset = len */
-      yajl_failure(&d, h, text, len, complete ? len : yajl_get_bytes_consumed(h));
+      yajl_failure(&d, h, text, len, offset);
+    } else if (d.bad_utf8) {
+      /* yajl's offset, here just past the string's closing quote */
+      snprintf(err, errsize, "invalid JSON: invalid UTF-8 in string at byte %lu",
+               (unsigned long)offset);
     }
     yajl_free(h);
     lua_settop(L, d.base);
@@ -382,10 +457,16 @@ int openai_json_decode_lua(lua_State *L) {
   size_t len;
   const char *text = luaL_checklstring(L, 1, &len);
   lua_Integer max_depth = luaL_optinteger(L, 2, OPENAI_JSON_MAX_DEPTH);
+  lua_Integer max_values = luaL_optinteger(L, 3, (lua_Integer)OPENAI_JSON_MAX_VALUES);
   char err[256];
   luaL_argcheck(L, max_depth >= 1 && max_depth <= INT_MAX, 2,
                 "max_depth must be a positive integer");
-  if (openai_json_decode(L, text, len, (int)max_depth, err, sizeof err)) return 1;
+  luaL_argcheck(L, max_values >= 1, 3, "max_values must be a positive integer");
+#if LUA_MAXINTEGER > SIZE_MAX
+  if ((lua_Unsigned)max_values > SIZE_MAX) max_values = (lua_Integer)SIZE_MAX; /* no cap */
+#endif
+  if (openai_json_decode(L, text, len, (int)max_depth, (size_t)max_values, err, sizeof err))
+    return 1;
   luaL_pushfail(L);
   lua_pushstring(L, err);
   return 2;

@@ -3,9 +3,10 @@
  * The generator is our own rather than yajl_gen: yajl_gen keeps its state in
  * a fixed array of YAJL_MAX_DEPTH (128) levels, so it cannot write the
  * 1000-level documents the decoder accepts, and encode(decode(s)) must always
- * work. Strings are checked for UTF-8 with the same structural rule yajl's
- * parser (and yajl_gen_validate_utf8) applies: a lead byte 0xC0-0xDF, 0xE0-0xEF
- * or 0xF0-0xF7 followed by 1, 2 or 3 continuation bytes. '/' is not escaped.
+ * work. Strings and keys must be strict UTF-8 (openai_utf8_char, the check
+ * the decoder applies too, so encode(decode(s)) still always works): no
+ * overlong forms, surrogates, code points above U+10FFFF, truncated
+ * sequences or stray continuation bytes. '/' is not escaped.
  *
  * Errors are raised with luaL_error from this walker only (no foreign frames
  * on the C stack). The output buffer starts on the C stack and grows into
@@ -146,22 +147,6 @@ static void put_char(Encoder *e, char c) {
   e->out[e->len++] = c;
 }
 
-/* Length of the UTF-8 sequence at s[i..len) under yajl's rule, 0 if invalid. */
-static size_t utf8_length(const unsigned char *s, size_t i, size_t len) {
-  unsigned char c = s[i];
-  size_t n, k;
-  if (c < 0x80) return 1;
-  if ((c >> 5) == 0x6) n = 2;
-  else if ((c >> 4) == 0xE) n = 3;
-  else if ((c >> 3) == 0x1E) n = 4;
-  else return 0;
-  if (len - i < n) return 0;
-  for (k = 1; k < n; k++) {
-    if ((s[i + k] >> 6) != 0x2) return 0;
-  }
-  return n;
-}
-
 /* Writes a JSON string; returns 0 (nothing sensible written) on bad UTF-8. */
 static int put_string(Encoder *e, const char *str, size_t len) {
   static const char hex[] = "0123456789abcdef";
@@ -177,7 +162,7 @@ static int put_string(Encoder *e, const char *str, size_t len) {
       continue;
     }
     if (c >= 0x80) {
-      n = utf8_length(s, i, len);
+      n = openai_utf8_char(s + i, len - i);
       if (n == 0) return 0;
       i += n;
       continue;
