@@ -191,6 +191,63 @@ local function raised(f, ...)
       assert.are.equal("a\tb c", server:header(req, "x-trace"))
     end)
 
+    describe("that control framing or the connection", function()
+      local FRAMING = { "Content-Length", "Transfer-Encoding", "Connection", "Host", "Expect", "Upgrade", "TE", "Trailer" }
+      -- Each name as written, lower-cased and upper-cased, with values that
+      -- would change the framing, remove the header, or look harmless.
+      local function each_case(f)
+        for _, header in ipairs(FRAMING) do
+          for _, name in ipairs { header, header:lower(), header:upper() } do
+            for _, value in ipairs { "0", "chunked", "", false, openai.null, 5 } do f(name, value) end
+          end
+        end
+      end
+
+      it("are refused in a call's headers, naming the header, before anything is sent", function()
+        each_case(function(name, value)
+          local message = raised(client.chat.completions.retrieve, "chatcmpl-abc123", { headers = { [name] = value } })
+          assert.are.equal(("bad argument #2 to 'chat.completions.retrieve' (headers: '%s' is set by the client and cannot be overridden)")
+            :format(name), message)
+        end)
+        local message = raised(client.chat.completions.create, { model = "m", messages = {} },
+          { headers = { ["Content-Length"] = "0" } })
+        assert.are.equal("bad argument #2 to 'chat.completions.create' (headers: 'Content-Length' is set by the client and cannot be overridden)",
+          message)
+        assert_no_request()
+      end)
+
+      it("are refused in default_headers by openai.new", function()
+        each_case(function(name, value)
+          local message = raised(openai.new, { api_key = KEY, base_url = server.base_url, default_headers = { [name] = value } })
+          assert.are.equal(("openai.new: default_headers: '%s' is set by the client and cannot be overridden"):format(name),
+            message)
+        end)
+        assert_no_request()
+      end)
+
+      it("are refused in OPENAI_CUSTOM_HEADERS on the module's first call", function()
+        for _, line in ipairs { "Content-Length: 0", "transfer-encoding: chunked", "CONNECTION: close", "Host: evil",
+                                "Expect: 100-continue", "Upgrade: h2c", "te: trailers", "Trailer: X" } do
+          local out, code = util.run_lua([[
+            local openai = require("openai")
+            local ok, err = pcall(openai.chat.completions.retrieve, "chatcmpl-abc123", { max_retries = 0 })
+            io.write(tostring(ok), "|", tostring(err))
+          ]], util.clean_env { OPENAI_API_KEY = KEY, OPENAI_BASE_URL = server.base_url, OPENAI_CUSTOM_HEADERS = "X-A: 1\n" .. line })
+          assert.are.equal(0, code)
+          assert.are.equal(("false|OPENAI_CUSTOM_HEADERS: '%s' is set by the client and cannot be overridden")
+            :format(line:match("^[^:]+")), out)
+        end
+        assert_no_request()
+      end)
+
+      it("names that only resemble them go through, on one kept-alive connection", function()
+        for _, name in ipairs { "Content-Length-X", "X-Host", "Connection2", "Tes", "Expect-CT" } do
+          assert(client.chat.completions.retrieve("chatcmpl-abc123", { headers = { [name] = "1" } }))
+        end
+        assert.are.same({ requests = 5, connections = 1 }, server:stats())
+      end)
+    end)
+
     describe("OPENAI_CUSTOM_HEADERS", function()
       -- One retrieve from the module's client in a child process.
       local function child(custom)

@@ -90,12 +90,18 @@ describe("retries", function()
     assert.is_true(elapsed >= 0.15 and elapsed < 0.36, "elapsed " .. elapsed)
   end)
 
-  it("prefers retry-after-ms 0 over retry-after", function()
-    server:script { { status = 429, headers = { ["retry-after-ms"] = "0", ["retry-after"] = "5" } }, { passthrough = true } }
-    local cc, _, elapsed = timed_retrieve()
-    assert(cc)
-    assert.is_true(elapsed < 0.36, "elapsed " .. elapsed)
-  end)
+  local no_delay = {
+    { "retry-after-ms 0, without looking at retry-after", { ["retry-after-ms"] = "0", ["retry-after"] = "5" } },
+    { "a hexadecimal retry-after-ms", { ["retry-after-ms"] = "0x10" } },
+  }
+  for _, case in ipairs(no_delay) do
+    it("backs off for " .. case[1], function()
+      server:script { { status = 429, headers = case[2] }, { passthrough = true } }
+      local cc, _, elapsed = timed_retrieve()
+      assert(cc)
+      assert.is_true(elapsed >= 0.375 and elapsed < 0.9, "elapsed " .. elapsed)
+    end)
+  end
 
   it("waits retry-after seconds", function()
     server:script { { status = 503, headers = { ["retry-after"] = "1" } }, { passthrough = true } }
@@ -152,6 +158,75 @@ describe("retries", function()
     assert.are.equal(60, client_core.retry_delay({ ["retry-after"] = "60" }, 0))
     assert.is_true(client_core.retry_delay({ ["retry-after"] = "61" }, 0) <= 0.5)
     assert.is_true(client_core.retry_delay({ ["retry-after-ms"] = "-1" }, 0) >= 0.375)
+  end)
+
+  describe("the server's delay", function()
+    -- The backoff of the first retry, 0.375-0.5 s, computed from the same
+    -- random numbers as retry_delay draws.
+    local function delay_and_backoff(headers, retry)
+      math.randomseed(20261125)
+      local delay = client_core.retry_delay(headers, retry)
+      math.randomseed(20261125)
+      return delay, math.min(0.5 * 2 ^ retry, 8) * (1 - math.random() * 0.25)
+    end
+
+    local accepted = {
+      { "retry-after-ms", "1500", 1.5 }, { "retry-after-ms", "250", 0.25 }, { "retry-after-ms", "1.5", 0.0015 },
+      { "retry-after-ms", ".5", 0.0005 }, { "retry-after-ms", "1e3", 1.0 }, { "retry-after-ms", "1E3", 1.0 },
+      { "retry-after-ms", "2.5e+3", 2.5 }, { "retry-after-ms", "5e-1", 0.0005 }, { "retry-after-ms", " 1500 ", 1.5 },
+      { "retry-after-ms", "\t1500\t", 1.5 }, { "retry-after-ms", "+1500", 1.5 }, { "retry-after-ms", "1500.", 1.5 },
+      { "retry-after-ms", "0001500", 1.5 }, { "retry-after-ms", "60000", 60 }, { "retry-after-ms", "1", 0.001 },
+      { "retry-after", "2", 2 }, { "retry-after", "1.5", 1.5 }, { "retry-after", ".5", 0.5 },
+      { "retry-after", "1e1", 10 }, { "retry-after", " 3 ", 3 }, { "retry-after", "+3", 3 }, { "retry-after", "60", 60 },
+    }
+    it("takes decimal numbers with optional spaces, +, fraction and exponent", function()
+      for _, case in ipairs(accepted) do
+        local delay = client_core.retry_delay({ [case[1]] = case[2] }, 0)
+        assert.are.equal(case[3], delay, ("%s: %q"):format(case[1], case[2]))
+      end
+    end)
+
+    local refused = {
+      "0x400", "0X10", "0x1p4", "inf", "-inf", "+inf", "infinity", "nan", "-nan", "-1", "-0", "- 1", "0", "0.0", "0e5",
+      "+-1", "++1", "1_000", "1,5", "1.5.1", ".", "e3", "1e", "1e+", "1e3.5", "", " ", "1 5", "1s", "\0001",
+      "60001", "1e400", "9" .. ("9"):rep(400),
+    }
+    it("backs off for hex, inf, nan, signs, 0, other text and values over 60 s", function()
+      for _, text in ipairs(refused) do
+        for retry, name in ipairs { "retry-after-ms", "retry-after" } do
+          local delay, backoff = delay_and_backoff({ [name] = text }, retry)
+          assert.are.equal(backoff, delay, ("%s: %q"):format(name, text))
+        end
+      end
+    end)
+
+    it("takes retry-after-ms over retry-after, and retry-after when retry-after-ms is not a number", function()
+      assert.are.equal(0.5, client_core.retry_delay({ ["retry-after-ms"] = "500", ["retry-after"] = "3" }, 0))
+      assert.are.equal(3, client_core.retry_delay({ ["retry-after-ms"] = "0x400", ["retry-after"] = "3" }, 0))
+      assert.are.equal(3, client_core.retry_delay({ ["retry-after-ms"] = "-5", ["retry-after"] = "3" }, 0))
+      -- a number out of range is the server's answer: back off
+      local delay, backoff = delay_and_backoff({ ["retry-after-ms"] = "0", ["retry-after"] = "3" }, 0)
+      assert.are.equal(backoff, delay)
+      delay, backoff = delay_and_backoff({ ["retry-after-ms"] = "90000", ["retry-after"] = "3" }, 0)
+      assert.are.equal(backoff, delay)
+    end)
+
+    it("takes retry-after as an HTTP date", function()
+      local now = os.time()
+      local delay = client_core.retry_delay({ ["retry-after"] = os.date("!%a, %d %b %Y %H:%M:%S GMT", now + 30) }, 0)
+      assert.is_true(delay == 30 or delay == 29, "delay " .. delay)
+      local past, backoff = delay_and_backoff({ ["retry-after"] = os.date("!%a, %d %b %Y %H:%M:%S GMT", now - 30) }, 0)
+      assert.are.equal(backoff, past)
+      local far
+      far, backoff = delay_and_backoff({ ["retry-after"] = os.date("!%a, %d %b %Y %H:%M:%S GMT", now + 3600) }, 0)
+      assert.are.equal(backoff, far)
+    end)
+
+    it("backs off without headers", function()
+      local delay, backoff = delay_and_backoff(nil, 2)
+      assert.are.equal(backoff, delay)
+      assert.is_true(delay >= 1.5 and delay <= 2)
+    end)
   end)
 
   it("retries timeouts, each attempt with its own timeout", function()

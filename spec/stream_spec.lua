@@ -2,6 +2,7 @@
 local openai = require("openai")
 local core = require("openai.core")
 local mock = require("spec.helpers.mock")
+local util = require("spec.helpers.util")
 
 local KEY = "sk-test-stream-0123456789"
 
@@ -197,6 +198,37 @@ describe("streaming", function()
       assert.are.same({ "a" }, contents)
     end)
 
+    for _, ending in ipairs { "[DONE]  ", "[DONE] trailing", "[DONE]\tx", "[DONE]{}", "[DONE][DONE]" } do
+      it(("ends at %q: only the [DONE] prefix counts"):format(ending), function()
+        local stream = scripted { "data: " .. chunk("a") .. "\n\ndata: " .. ending .. "\n\ndata: " .. chunk("late") .. "\n\n" }
+        local contents, err = drain(stream)
+        assert.is_nil(err)
+        assert.are.same({ "a" }, contents)
+        assert.are.same({}, { stream:next() })
+        assert.are.equal("a", assert(stream:final()).choices[1].message.content)
+      end)
+    end
+
+    it("ends at a [DONE] line ended by CR or CRLF, and at data that starts with [DONE] on its first line", function()
+      for _, sse in ipairs {
+        { "data: " .. chunk("a") .. "\r\rdata: [DONE]\r\r" },
+        { "data: " .. chunk("a") .. "\r\n\r\ndata: [DONE] \r\n\r\n", "data: " .. chunk("late") .. "\r\n\r\n" },
+        { "data: " .. chunk("a") .. "\n\ndata: [DONE]\ndata: more\n\n", "data: " .. chunk("late") .. "\n\n" },
+      } do
+        local stream = scripted(sse)
+        local contents, err = drain(stream)
+        assert.is_nil(err)
+        assert.are.same({ "a" }, contents)
+      end
+    end)
+
+    it("does not end at [DONE] that is not at the start of the data", function()
+      local _, err = drain(scripted { "data: " .. chunk("a") .. "\n\ndata:  [DONE]\n\n" })
+      assert.are.equal("APIResponseValidationError", err.name)
+      assert.matches("^200 malformed server%-sent event JSON: ", err.message)
+      assert.are.equal(" [DONE]", err.body)
+    end)
+
     it("adds a missing finish_reason as null", function()
       local stream = scripted { 'data: {"object":"chat.completion.chunk","choices":[{"index":0,"delta":{"content":"x"}}]}\n\n' }
       local c = assert(stream:next())
@@ -226,6 +258,56 @@ describe("streaming", function()
       local _, err = drain(scripted { 'data: {"error":{"message":"mid-stream failure"}}\n\n' })
       assert.are.equal("APIError", err.name)
       assert.are.equal("mid-stream failure", err.message)
+    end)
+
+    -- As openai-python's `data.get("error")`: only a truthy member is an error.
+    for _, falsy in ipairs { "null", "false", "0", "0.0", "-0.0", '""', "{}", "[]" } do
+      it("delivers a chunk whose error member is " .. falsy .. " as a chunk", function()
+        local text = '{"object":"chat.completion.chunk","error":' .. falsy .. ',"choices":[{"index":0,"delta":{"content":"x"}}]}'
+        local stream = scripted { "data: " .. text .. "\n\n", "data: " .. chunk("y") .. "\n\n", "data: [DONE]\n\n" }
+        local first, err = stream:next()
+        assert.is_nil(err)
+        local expected = openai.json.decode(text)
+        expected.choices[1].finish_reason = openai.null
+        local same, why = util.same(expected, first)
+        assert.is_true(same, why)
+        assert.are.same({ "y" }, (drain(stream)))
+        assert.are.equal("xy", assert(stream:final()).choices[1].message.content)
+      end)
+    end
+
+    local truthy = {
+      { '{"message":"boom"}', "boom" },
+      { '{"code":"x"}', '{"code":"x"}' },
+      { '"boom"', '"boom"' },
+      { "1", "1" },
+      { "-0.5", "-0.5" },
+      { "true", "true" },
+      { "[0]", "[0]" },
+      { "[{}]", "[{}]" },
+    }
+    for _, case in ipairs(truthy) do
+      it("turns a chunk whose error member is " .. case[1] .. " into an error", function()
+        local text = '{"error":' .. case[1] .. ',"choices":[]}'
+        local stream = scripted { "data: " .. chunk("a") .. "\n\n", "data: " .. text .. "\n\n", "data: " .. chunk("late") .. "\n\n" }
+        local contents, err = drain(stream)
+        assert.are.same({ "a" }, contents)
+        assert.are.equal("APIError", err.name)
+        assert.are.equal(case[2], err.message)
+        assert.is_nil(err.status)
+        local same, why = util.same(openai.json.decode(text), err.body)
+        assert.is_true(same, why)
+        assert.are.same({ nil, err }, { stream:final() })
+      end)
+    end
+
+    it("turns event: error into an error whatever its error member", function()
+      for _, data in ipairs { '{"error":false,"message":"m"}', '{"error":{}}', '{"message":"plain"}' } do
+        local _, err = drain(scripted { "event: error\ndata: " .. data .. "\n\n" })
+        assert.are.equal("APIError", err.name, data)
+        local same, why = util.same(openai.json.decode(data), err.body)
+        assert.is_true(same, why)
+      end
     end)
 
     it("reports malformed JSON", function()
@@ -280,6 +362,51 @@ describe("streaming", function()
     end)
   end)
 
+  describe("malformed chunks", function()
+    -- Shapes that made next() raise "attempt to index a number value".
+    local shapes = {
+      '{"choices":[null]}', '{"choices":[1]}', '{"choices":[true]}', '{"choices":["x"]}',
+      '{"choices":[{"index":0,"delta":5}]}',
+      '{"choices":[{"index":0,"delta":{"tool_calls":[null]}}]}',
+      '{"choices":[{"index":0,"delta":{"tool_calls":[7]}}]}',
+      '{"choices":[{"index":0,"delta":{"tool_calls":[{"index":0,"id":"call_x","function":"x"}]}}]}',
+      '{"choices":[{"index":0.5,"delta":{"content":"?"}}]}',
+      '{"choices":[{"index":-1,"delta":{"content":"?"}}]}',
+      '{"choices":[{"index":1e300,"delta":{"content":"?"}}]}',
+      '{"choices":[{"index":9223372036854775807,"delta":{"content":"?"}}]}',
+      '{"choices":[{"index":0,"delta":{"tool_calls":[{"index":-1,"id":"call_neg"}]}}]}',
+      '{"choices":[{"index":0,"delta":{"tool_calls":[{"index":2.5,"id":"call_frac"}]}}]}',
+      '{"choices":[{"index":0,"delta":{"tool_calls":[{"index":9223372036854775807,"id":"call_huge"}]}}]}',
+    }
+    for _, shape in ipairs(shapes) do
+      it("delivers " .. shape .. " as sent and assembles the rest", function()
+        local stream = scripted { "data: " .. chunk("a") .. "\n\n", "data: " .. shape .. "\n\n",
+                                  "data: " .. chunk("b") .. "\n\n", "data: [DONE]\n\n" }
+        local chunks = {}
+        local ok, err = pcall(function()
+          for c in stream do chunks[#chunks + 1] = c end
+        end)
+        assert.is_true(ok, tostring(err))
+        assert.are.equal(3, #chunks)
+        local expected = openai.json.decode(shape)
+        for _, choice in ipairs(expected.choices) do
+          if type(choice) == "table" then choice.finish_reason = openai.null end
+        end
+        local same, why = util.same(expected, chunks[2])
+        assert.is_true(same, why)
+        local cc = assert(stream:final())
+        assert.are.equal(1, #cc.choices)
+        assert.are.equal("ab", cc.choices[1].message.content)
+        if shape:find('"call_x"', 1, true) then -- a call, without a usable function
+          assert.are.same({ { id = "call_x", type = "function", ["function"] = { name = "", arguments = "" } } },
+            cc.choices[1].message.tool_calls)
+        else
+          assert.is_nil(cc.choices[1].message.tool_calls)
+        end
+      end)
+    end
+  end)
+
   describe("retries", function()
     it("retries a failure before the stream starts", function()
       server:script { { status = 503, headers = { ["retry-after-ms"] = "10" } } }
@@ -312,15 +439,70 @@ describe("streaming", function()
   end)
 
   describe("closing", function()
-    it("close() mid-stream aborts, and the client works on", function()
+    -- What next() and final() give after a close() that cut the stream short.
+    local function assert_aborted(stream, cause)
+      local c, err = stream:next()
+      assert.is_nil(c)
+      assert.are.equal(openai.Error, getmetatable(err))
+      assert.are.equal("APIUserAbortError", err.name)
+      assert.are.equal("Request was aborted.", err.message)
+      assert.are.equal(cause or "the stream was closed", err.cause)
+      assert.is_nil(err.status)
+      assert.is_true(err:is("APIError"))
+      assert.is_false(err:is("APIConnectionError"))
+      assert.are.equal("APIUserAbortError: Request was aborted. (" .. (cause or "the stream was closed") .. ")", tostring(err))
+      assert.are.same({ nil, err }, { stream:next() })
+      assert.are.same({ nil, err }, { stream:final() })
+      return err
+    end
+
+    it("close() mid-stream aborts: next() and final() say so, and the client works on", function()
       local stream = open { model = "m", messages = { { role = "user", content = "a b c d e f" } }, stream = true }
       assert(stream:next())
       stream:close()
       stream:close()
       assert.are.equal("openai.ChatCompletionStream (finished)", tostring(stream))
-      assert.is_nil(stream:next())
+      assert_aborted(stream)
       local cc = assert(client.chat.completions.retrieve("chatcmpl-abc123"))
       assert.are.equal("chatcmpl-abc123", cc.id)
+    end)
+
+    it("close() before the first next() aborts too", function()
+      local stream = open()
+      stream:close()
+      assert_aborted(stream)
+    end)
+
+    it("close() after a clean end keeps the clean end", function()
+      local stream = open()
+      local chunks = 0
+      for _ in stream do chunks = chunks + 1 end
+      assert.are.equal(6, chunks)
+      stream:close()
+      assert.are.same({}, { stream:next() })
+      assert.are.equal("Echo: one two three", assert(stream:final()).choices[1].message.content)
+    end)
+
+    it("close() after a failure keeps the failure", function()
+      local stream = scripted { 'event: error\ndata: {"message":"first"}\n\n' }
+      local _, err = stream:next()
+      stream:close()
+      assert.are.same({ nil, err }, { stream:next() })
+      assert.are.equal("first", err.message)
+    end)
+
+    it("a for loop over a stream closed inside it ends; next() then tells it was aborted", function()
+      local stream = open()
+      local seen = 0
+      for _ in stream do
+        seen = seen + 1
+        stream:close()
+      end
+      assert.are.equal(1, seen)
+      local chunk, err = stream:next()
+      assert.is_nil(chunk)
+      assert.are.equal("APIUserAbortError", err.name)
+      assert.are.equal("Request was aborted.", err.message)
     end)
 
     it("closes at the end of a <close> scope and when a loop breaks", function()
@@ -331,9 +513,11 @@ describe("streaming", function()
         assert(stream:next())
       end
       assert.are.equal("openai.ChatCompletionStream (finished)", tostring(kept))
+      assert_aborted(kept)
       local broken = open()
       for _ in broken:iter() do break end
       assert.are.equal("openai.ChatCompletionStream (finished)", tostring(broken))
+      assert_aborted(broken)
       assert(client.chat.completions.retrieve("chatcmpl-abc123"))
     end)
 
@@ -351,10 +535,7 @@ describe("streaming", function()
       local stream = assert(other.chat.completions.create(PARAMS))
       assert(stream:next())
       other:close()
-      local c, err = stream:next()
-      assert.is_nil(c)
-      assert.are.equal("APIConnectionError", err.name)
-      assert.are.equal("the stream was closed", err.cause)
+      assert_aborted(stream)
     end)
 
     it("stores a streamed completion created with store = true", function()

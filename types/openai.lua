@@ -3,7 +3,7 @@
 -- this folder; nothing here runs.
 
 ---@class openai.Error
----@field name string  BadRequestError | AuthenticationError | PermissionDeniedError | NotFoundError | ConflictError | UnprocessableEntityError | RateLimitError | InternalServerError | APIError | APIConnectionError | APIConnectionTimeoutError | APIResponseValidationError
+---@field name string  BadRequestError | AuthenticationError | PermissionDeniedError | NotFoundError | ConflictError | UnprocessableEntityError | RateLimitError | InternalServerError | APIError | APIConnectionError | APIConnectionTimeoutError | APIResponseValidationError | APIUserAbortError
 ---@field status integer?
 ---@field message string
 ---@field type string?
@@ -13,7 +13,7 @@
 ---@field request_id string?
 ---@field headers table<string, string>?
 ---@field body any         the decoded error body, or its raw text
----@field cause string?    libcurl's description, for connection errors
+---@field cause string?    libcurl's description, for connection errors; what was closed, for APIUserAbortError
 local Error = {}
 
 ---True for this kind and every kind below it (every kind is an APIError).
@@ -24,7 +24,7 @@ function Error:is(name) end
 ---@class openai.RequestOptions
 ---@field timeout number?      seconds for each attempt
 ---@field max_retries integer?
----@field headers table<string, string|false>?  false removes a header
+---@field headers table<string, string|false>?  false removes a header; Content-Length, Transfer-Encoding, Connection, Host, Expect, Upgrade, TE and Trailer are refused
 ---@field query table<string, any>?
 
 ---@class openai.ClientOptions
@@ -34,11 +34,11 @@ function Error:is(name) end
 ---@field project string?        default OPENAI_PROJECT_ID
 ---@field timeout number?        seconds per attempt (600)
 ---@field max_retries integer?   2
----@field default_headers table<string, string|false>?
+---@field default_headers table<string, string|false>?  the framing headers are refused, as in RequestOptions.headers
 ---@field default_query table<string, any>?
 ---@field ca_file string?
 ---@field ca_path string?
----@field proxy string?
+---@field proxy string?        [scheme://][user[:password]@]host[:port][/], or "" to ignore the proxy environment variables
 ---@field max_response_bytes integer?
 
 ---@class openai.Page
@@ -66,7 +66,8 @@ function Page:iter() end
 ---@field _request_id string?
 local Stream = {}
 
----The next chat.completion.chunk, nil at the end, or nil and an error.
+---The next chat.completion.chunk, nil at the end, or nil and an error
+---(APIUserAbortError after close() cut the stream short). Never raises.
 ---@return table?, openai.Error?
 function Stream:next() end
 
@@ -77,6 +78,8 @@ function Stream:final() end
 ---For `for chunk in stream:iter() do`: a break closes the stream.
 function Stream:iter() end
 
+---Aborts the transfer; next() and final() then return APIUserAbortError,
+---unless the stream had already ended.
 function Stream:close() end
 
 ---@class openai.ChatCompletionMessages
@@ -138,7 +141,7 @@ function Client:close() end
 ---@field null lightuserdata   JSON null (== cjson.null, ngx.null)
 ---@field array_mt table       metatable of decoded arrays
 ---@field Error table          metatable of error objects
----@field json { encode: fun(value: any): string, decode: fun(text: string, max_depth: integer?): any, string? }
+---@field json { encode: fun(value: any): string, decode: fun(text: string, max_depth: integer?, max_values: integer?): any, string? }
 local openai = {}
 
 ---@param opts openai.ClientOptions?

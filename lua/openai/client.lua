@@ -45,9 +45,21 @@ local function has_control(text)
   return text:find("[%z\r\n]") ~= nil
 end
 
+-- Headers libcurl sets from the request itself: a second Content-Length or
+-- a Connection: close would desync a kept-alive connection. Refused with
+-- any value, false included (removing them is no safer).
+local FRAMING = {
+  ["content-length"] = true, ["transfer-encoding"] = true, connection = true, host = true,
+  expect = true, upgrade = true, te = true, trailer = true,
+}
+
+-- The one rule for every header layer; `where` says which.
 local function check_header(name, value, where)
   if not is_token(name) then
     return ("%s: invalid header name %s"):format(where, quote(tostring(name)))
+  end
+  if FRAMING[name:lower()] then
+    return ("%s: '%s' is set by the client and cannot be overridden"):format(where, name)
   end
   if value == false or value == core.null then return nil end
   if type(value) == "number" then value = tostring(value) end
@@ -71,6 +83,51 @@ local function check_retries(value, what)
   if count == nil or count < 0 then
     return ("%s must be a non-negative integer"):format(what)
   end
+end
+
+-- A proxy URL as libcurl takes it: [scheme://][user[:password]@]host[:port][/]
+-- with a scheme libcurl speaks, a hostname, IPv4 or [IPv6] host and a port
+-- in 1..65535. Checked here so that libcurl never quotes a malformed one
+-- (password included) in an error.
+local PROXY_SCHEMES = { http = true, https = true, socks4 = true, socks4a = true, socks5 = true, socks5h = true }
+
+local function is_hostname(host)
+  if host:find("^[%d%.]+$") then -- all digits: an IPv4 address
+    local parts = {}
+    for part in (host .. "."):gmatch("(%d*)%.") do parts[#parts + 1] = part end
+    if #parts ~= 4 then return false end
+    for _, part in ipairs(parts) do
+      if part == "" or #part > 3 or tonumber(part) > 255 then return false end
+    end
+    return true
+  end
+  if host:find("^%[") then
+    local address, zone = host:match("^%[([%x:%.]+)(.*)%]$")
+    return address ~= nil and address:find(":") ~= nil and (zone == "" or zone:find("^%%25[%w%-%._~]+$") ~= nil)
+  end
+  if #host > 253 then return false end
+  for label in (host:gsub("%.$", "") .. "."):gmatch("([^.]*)%.") do
+    if not label:find("^[%w_][%w_%-]*$") or label:find("%-$") then return false end
+  end
+  return true
+end
+
+local function is_proxy_url(text)
+  if text == "" then return true end
+  local scheme, rest = text:match("^(%a[%w+.-]*)://(.*)$")
+  if scheme ~= nil and not PROXY_SCHEMES[scheme:lower()] then return false end
+  rest = (rest or text):gsub("/$", "")
+  local userinfo, hostport = rest:match("^([^@]*)@(.*)$")
+  if userinfo ~= nil and not userinfo:find("^[%w%-%._~%%!%$&'%(%)%*%+,;=:]*$") then return false end
+  hostport = hostport or rest
+  local host, port = hostport:match("^(.-):(%d+)$")
+  if host == nil then
+    host = hostport
+  else
+    port = tonumber(port)
+    if port < 1 or port > 65535 then return false end
+  end
+  return host ~= "" and is_hostname(host)
 end
 
 ---------------------------------------------------------------------------
@@ -146,7 +203,7 @@ Client.__index = Client
 
 function Client:__tostring()
   local state = states[self]
-  return ("openai.Client (%s)%s"):format(state.base_url, state.closed and " closed" or "")
+  return ("openai.Client (%s)%s"):format(url.display(state.base_url), state.closed and " closed" or "")
 end
 
 -- Releases the client's connections; later calls raise. Safe to repeat.
@@ -233,6 +290,9 @@ function M.new_state(opts)
     ca_path = env("SSL_CERT_DIR")
   end
   if opts.proxy ~= nil and type(opts.proxy) ~= "string" then error("openai.new: option 'proxy' must be a string", 3) end
+  if opts.proxy ~= nil and not is_proxy_url(opts.proxy) then
+    error("openai.new: option 'proxy' is not a valid proxy URL", 3) -- never echo it: it may hold a password
+  end
   if opts.max_response_bytes ~= nil and (math.type(opts.max_response_bytes) ~= "integer" or opts.max_response_bytes <= 0) then
     error("openai.new: max_response_bytes must be a positive integer", 3)
   end
@@ -240,7 +300,7 @@ function M.new_state(opts)
     ca_file = ca_file, ca_path = ca_path, proxy = opts.proxy,
     max_response_bytes = opts.max_response_bytes,
   })
-  if not ok then error("openai.new: " .. tostring(connection), 3) end
+  if not ok then error("openai.new: " .. url.without_userinfo_in(tostring(connection)), 3) end
 
   return {
     base_url = base_url,
@@ -311,15 +371,28 @@ local function should_retry(status, headers)
   return status == 408 or status == 409 or status == 429 or status >= 500
 end
 
+-- A header's decimal number: optional spaces and "+", digits with an
+-- optional fraction and exponent ("1500", "1.5", ".5", "1e3"). Not
+-- tonumber(), which also takes hex ("0x400"); no "-": a negative delay is
+-- no delay.
+local function decimal(text)
+  if type(text) ~= "string" then return nil end
+  local mantissa, exponent = text:match("^%s*%+?([%d%.]+)([eE]?[%+%-]?%d*)%s*$")
+  if mantissa == nil or not (mantissa:find("^%d+%.?%d*$") or mantissa:find("^%.%d+$")) then return nil end
+  if exponent ~= "" and not exponent:find("^[eE][%+%-]?%d+$") then return nil end
+  return tonumber(mantissa .. exponent)
+end
+
 -- Seconds to wait before retry number `retry` (0 for the first): the
--- server's retry-after-ms, then retry-after (seconds or an HTTP date), when
--- within 0..60 s; otherwise min(0.5 * 2^retry, 8) minus up to 25% jitter.
+-- server's retry-after-ms, else retry-after (seconds or an HTTP date), when
+-- above 0 and at most 60 s (0 backs off, as the official SDKs'
+-- `timeoutMillis && ...`); otherwise min(0.5 * 2^retry, 8) minus up to 25% jitter.
 function M.retry_delay(headers, retry)
   local ms
   if headers then
-    ms = tonumber(headers["retry-after-ms"])
+    ms = decimal(headers["retry-after-ms"])
     if ms == nil and headers["retry-after"] then
-      local seconds = tonumber(headers["retry-after"])
+      local seconds = decimal(headers["retry-after"])
       if seconds == nil then
         local date = core.http_date(headers["retry-after"])
         if date then seconds = date - os.time() end
@@ -327,7 +400,7 @@ function M.retry_delay(headers, retry)
       if seconds then ms = seconds * 1000 end
     end
   end
-  if ms and ms == ms and ms >= 0 and ms <= MAX_SERVER_DELAY * 1000 then
+  if ms and ms > 0 and ms <= MAX_SERVER_DELAY * 1000 then
     return ms / 1000
   end
   return math.min(0.5 * 2 ^ retry, 8) * (1 - math.random() * 0.25)
@@ -337,21 +410,24 @@ end
 -- The request pipeline
 
 -- Prepares a call: everything that can fail on bad input fails here,
--- before any byte is sent. Returns the prepared call, or nil and a message.
+-- before any byte is sent. Returns the prepared call, or nil, a message and
+-- which argument is to blame: "body" or "options".
 function M.prepare(state, method, path, query, body, opts)
   local problem = M.check_call_options(opts)
-  if problem then return nil, problem end
+  if problem then return nil, problem, "options" end
   opts = opts or {}
   local params = {}
   merge_query(params, state.default_query)
   merge_query(params, query)
   merge_query(params, opts.query)
   local ok, text = pcall(url.query_string, params)
-  if not ok then return nil, text end
+  if not ok then return nil, text, "options" end
   local encoded
   if body ~= nil then
     ok, encoded = pcall(core.json_encode, body)
-    if not ok then return nil, "cannot encode the request body: " .. tostring(encoded):gsub("^[^:]*:%d+: ", "") end
+    if not ok then
+      return nil, "cannot encode the request body: " .. tostring(encoded):gsub("^[^:]*:%d+: ", ""), "body"
+    end
   end
   local headers = header_copy(state.headers)
   local stream = type(body) == "table" and rawget(body, "stream") == true
@@ -390,40 +466,51 @@ local function success(status, headers, body, decode_error)
   return object.attach(body, headers["x-request-id"])
 end
 
+-- The failure kinds of openai.core worth another attempt; the others
+-- ("too_large", "config", "closed", ...) would fail the same way again.
+local RETRYABLE = { connection = true, timeout = true }
+
+local function exchange(connection, call, retries)
+  local headers = attempt_headers(call, retries)
+  if call.stream then
+    return connection:stream(call.method, call.url, headers, call.body, call.timeout)
+  end
+  return connection:request(call.method, call.url, headers, call.body, call.timeout, true)
+end
+
 -- Sends a prepared call with retries. Returns the decoded object (or a
 -- Stream for `stream = true`), or nil and an error object. A stream is
 -- retried only until its response starts.
 function M.send(state, call)
   if state.closed then error("openai: attempt to use a closed client", 3) end
-  local connection = state.connection
-  local retries = 0
+  local retries, collected = 0, false
   while true do
-    local status, headers, body, decode_error
-    if call.stream then
-      status, headers, body, decode_error = connection:stream(
-        call.method, call.url, attempt_headers(call, retries), call.body, call.timeout)
-    else
-      status, headers, body, decode_error = connection:request(
-        call.method, call.url, attempt_headers(call, retries), call.body, call.timeout, true)
-    end
+    -- A finalizer may close the client between attempts (during the wait
+    -- or the collection below): the call ends, it does not raise.
+    if state.closed then return nil, errors.aborted("the client was closed") end
+    local status, headers, body, decode_error = exchange(state.connection, call, retries)
     local err, retryable
     if status == nil then
       local kind, cause = headers, body
-      if kind == "timeout" then
-        err, retryable = errors.timeout(cause), true
+      if kind == "fd_limit" and not collected then
+        -- Out of file descriptors: a full collection closes abandoned
+        -- streams and clients; then this attempt again, not counted.
+        collected = true
+        collectgarbage("collect")
       else
-        err, retryable = errors.connection(cause), kind ~= "too_large"
+        err, retryable, headers = errors.failure(kind, cause), RETRYABLE[kind], nil
       end
-      headers = nil
     elseif status >= 200 and status < 300 then
       if call.stream then return Stream.new(body, status, headers) end
       return success(status, headers, body, decode_error)
     else
       err, retryable = errors.from_response(status, headers, body), should_retry(status, headers)
     end
-    if not retryable or retries >= call.max_retries then return nil, err end
-    core.sleep(M.retry_delay(headers, retries))
-    retries = retries + 1
+    if err ~= nil then
+      if not retryable or retries >= call.max_retries then return nil, err end
+      core.sleep(M.retry_delay(headers, retries))
+      retries = retries + 1
+    end
   end
 end
 

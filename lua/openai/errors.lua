@@ -1,6 +1,7 @@
 -- Error objects: what every runtime failure returns as the second value of
 -- `nil, err`. One metatable, openai.Error; the `name` field says the kind.
 local core = require("openai.core")
+local url = require("openai.url")
 
 local errors = {}
 
@@ -19,6 +20,7 @@ local PARENT = {
   APIConnectionTimeoutError = "APIConnectionError",
   APIConnectionError = "APIError",
   APIResponseValidationError = "APIError",
+  APIUserAbortError = "APIError",
   InternalServerError = "APIError",
 }
 for _, name in pairs(STATUS_NAMES) do PARENT[name] = "APIError" end
@@ -137,12 +139,27 @@ function errors.from_event(payload, headers)
   return api_error("APIError", nil, text, detail, field, headers, payload)
 end
 
-function errors.connection(cause)
-  return errors.new { name = "APIConnectionError", message = "Connection error.", cause = cause }
+-- A cause comes from libcurl or the C core, which may quote a URL (a
+-- malformed proxy, say): what could be a URL's userinfo is dropped.
+local function failure(name, message)
+  return function(cause)
+    if type(cause) == "string" then cause = url.without_userinfo_in(cause) end
+    return errors.new { name = name, message = message, cause = cause }
+  end
 end
 
-function errors.timeout(cause)
-  return errors.new { name = "APIConnectionTimeoutError", message = "Request timed out.", cause = cause }
+errors.connection = failure("APIConnectionError", "Connection error.")
+errors.timeout = failure("APIConnectionTimeoutError", "Request timed out.")
+-- The caller (or its garbage collector) closed the stream or the client.
+errors.aborted = failure("APIUserAbortError", "Request was aborted.")
+
+-- The error for a failure kind of openai.core (conn:request, conn:stream,
+-- stream:read): "timeout", "closed", or a connection problem ("connection",
+-- "too_large", "config", "fd_limit", ...).
+local FAILURES = { timeout = errors.timeout, closed = errors.aborted }
+
+function errors.failure(kind, cause)
+  return (FAILURES[kind] or errors.connection)(cause)
 end
 
 -- A 2xx response whose body is not the JSON that was expected.

@@ -48,6 +48,11 @@ end
 -- (it may build the default client, or raise for a closed one).
 local function method_function(name, spec, get_state)
   local n_args = #spec.args
+  -- Which argument a problem found by prepare() is reported against.
+  local blame = { options = n_args + 1 }
+  for i, kind in ipairs(spec.args) do
+    if kind == "body" then blame.body = i end
+  end
   return function(...)
     local args = table.pack(...)
     local ids, body, query = {}, nil, nil
@@ -71,8 +76,8 @@ local function method_function(name, spec, get_state)
     end
     local state = get_state(2)
     local path, opts = build_path(spec.path, ids), args[n_args + 1]
-    local call, problem = client_core.prepare(state, spec.method, path, query, body, opts)
-    if not call then error(("bad argument #%d to '%s' (%s)"):format(n_args + 1, name, problem), 2) end
+    local call, problem, culprit = client_core.prepare(state, spec.method, path, query, body, opts)
+    if not call then error(("bad argument #%d to '%s' (%s)"):format(blame[culprit], name, problem), 2) end
     if not spec.page then return client_core.send(state, call) end
     local function fetch(prepared)
       local result, err = client_core.send(state, prepared)

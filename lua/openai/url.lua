@@ -102,4 +102,28 @@ function url.join(base, path, query)
   return base_path .. path .. "?" .. table.concat(queries, "&")
 end
 
+-- A URL without its userinfo: everything between "://" (or the start,
+-- for a URL without scheme) and the last "@" goes. Stricter than RFC 3986,
+-- which would stop at the first "/": a password with a raw "/" is hidden too.
+local function without_userinfo(text)
+  local scheme, rest = text:match("^(%a[%w+.-]*://)(.*)$")
+  if scheme == nil then scheme, rest = "", text end
+  return scheme .. (rest:match("^.*@(.*)$") or rest)
+end
+url.without_userinfo = without_userinfo
+
+-- A message with the userinfo of every URL in it dropped: each quoted
+-- part and each word that holds an "@".
+function url.without_userinfo_in(text)
+  text = text:gsub("(['\"])(.-)%1", function(quote, inner)
+    if inner:find("@", 1, true) then return quote .. without_userinfo(inner) .. quote end
+  end)
+  return (text:gsub("[^%s'\"]*@[^%s'\"]*", without_userinfo))
+end
+
+-- The base URL as the library shows it: no userinfo, no query, no fragment.
+function url.display(base)
+  return without_userinfo(base:match("^[^?#]*"))
+end
+
 return url
