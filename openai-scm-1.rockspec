@@ -27,8 +27,9 @@ build = {
   modules = {
     ["openai.core"] = {
       sources = {
-        "src/buffer.c", "src/core.c", "src/http.c", "src/json_decode.c", "src/json_encode.c",
-        "src/sse.c", "src/stream.c",
+        "src/buffer.c", "src/core.c", "src/event_queue.c", "src/http.c", "src/interrupt.c",
+        "src/json_decode.c", "src/json_encode.c", "src/outcome.c", "src/sse.c", "src/stream.c",
+        "src/transfer.c",
       },
       defines = { "_POSIX_C_SOURCE=200809L" },
       libraries = { "curl", "yajl", "m", "pthread" },

@@ -3,14 +3,15 @@
 #define _POSIX_C_SOURCE 200809L
 
 #include <curl/curl.h>
-#include <errno.h>
 #include <math.h>
 #include <time.h>
 #include <yajl/yajl_version.h>
 
 #include "compat.h"
 #include "http.h"
+#include "interrupt.h"
 #include "json.h"
+#include "transfer.h"
 
 #if defined(__ANDROID__)
 #define OPENAI_OS "Android"
@@ -40,23 +41,33 @@
 #define OPENAI_ARCH "unknown"
 #endif
 
-/* sleep(seconds): blocks the calling thread; used between retries. */
+/* sleep(seconds): blocks the calling thread; used between retries. It
+ * sleeps in short slices so that Ctrl-C (a hook set by the interpreter's
+ * signal handler) ends it at once; the hook's error is raised here. */
 static int core_sleep(lua_State *L) {
   lua_Number seconds = luaL_checknumber(L, 1);
-  struct timespec left;
+  struct interrupt_watch watch;
+  double deadline;
   luaL_argcheck(L, seconds >= 0 && seconds < 1e9, 1, "seconds out of range");
-  left.tv_sec = (time_t)seconds;
-  left.tv_nsec = (long)((seconds - (lua_Number)left.tv_sec) * 1e9);
-  while (nanosleep(&left, &left) != 0 && errno == EINTR) {
+  lua_settop(L, 0);
+  interrupt_watch_start(L, &watch);
+  deadline = openai_monotonic() + (double)seconds;
+  for (;;) {
+    double left = deadline - openai_monotonic();
+    struct timespec slice;
+    if (left <= 0) break;
+    if (left > INTERRUPT_SLICE_MS / 1000.0) left = INTERRUPT_SLICE_MS / 1000.0;
+    slice.tv_sec = (time_t)left;
+    slice.tv_nsec = (long)((left - (double)slice.tv_sec) * 1e9);
+    nanosleep(&slice, NULL); /* a signal ends it early: that is the point */
+    if (interrupt_pending(&watch) && interrupt_run(&watch) != LUA_OK) return lua_error(L);
   }
   return 0;
 }
 
 /* monotonic() -> seconds from an arbitrary start, for measuring intervals. */
 static int core_monotonic(lua_State *L) {
-  struct timespec now;
-  clock_gettime(CLOCK_MONOTONIC, &now);
-  lua_pushnumber(L, (lua_Number)now.tv_sec + (lua_Number)now.tv_nsec / 1e9);
+  lua_pushnumber(L, (lua_Number)openai_monotonic());
   return 1;
 }
 
@@ -82,6 +93,7 @@ OPENAI_EXPORT int luaopen_openai_core(lua_State *L);
 
 OPENAI_EXPORT int luaopen_openai_core(lua_State *L) {
   if (!openai_http_global_init()) return luaL_error(L, "cannot initialise libcurl");
+  interrupt_open(L);
   luaL_newlib(L, core_functions);
   openai_json_open(L);
   luaL_getmetatable(L, OPENAI_ARRAY_MT);

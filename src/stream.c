@@ -2,12 +2,14 @@
  *
  * Pull-based: each read() drives libcurl (the connection's multi handle)
  * only until one event is complete. The write callback feeds the SSE
- * decoder, which queues complete events in plain C memory; when too much is
- * queued the transfer pauses, so memory stays bounded by one event plus one
- * network read. The stream keeps its Connection alive through its user
- * value; closing the connection aborts the stream. */
+ * decoder, which queues complete events in C memory; when more than
+ * 256 KiB wait unread the transfer pauses, so memory stays bounded whatever
+ * the reading pattern. The stream keeps its Connection alive through a user
+ * value; closing the connection aborts the stream. The ownership rules are
+ * in transfer.h. */
 #define _POSIX_C_SOURCE 200809L
 
+#include <stdlib.h>
 #include <string.h>
 
 #include "transfer.h"
@@ -33,11 +35,23 @@ void openai_stream_abort(struct transfer *t) {
   t->conn = NULL;
 }
 
-/* close(), __gc and __close: aborts the transfer if it is still running. */
-static int stream_close(lua_State *L) {
-  struct transfer *t = check_stream(L, 1);
+/* Ends the stream at index idx: aborts the transfer, drops the body. */
+static void close_now(lua_State *L, struct transfer *t, int idx) {
   unlink_stream(t);
   openai_stream_abort(t);
+  t->close_pending = 0;
+  lua_pushnil(L);
+  lua_setiuservalue(L, idx, BODY_SLOT);
+}
+
+/* close(), __gc and __close; deferred while a hook runs during a read of
+ * this stream (the reading frame closes it then). */
+static int stream_close(lua_State *L) {
+  struct transfer *t = check_stream(L, 1);
+  if (t->busy)
+    t->close_pending = 1;
+  else
+    close_now(L, t, 1);
   return 0;
 }
 
@@ -47,54 +61,38 @@ static int stream_tostring(lua_State *L) {
   return 1;
 }
 
-/* Pops the next queued event: pushes its name (or nil) and data. */
-static int pop_event(lua_State *L, struct transfer *t) {
-  const char *p = t->events.data + t->events_read;
-  size_t event_len, data_len;
-  char has_event = p[0];
-  memcpy(&event_len, p + 1, sizeof event_len);
-  p += 1 + sizeof event_len;
-  if (has_event)
-    lua_pushlstring(L, p, event_len);
-  else
+/* Converts one unlinked event: pushes its name (or nil) and data. */
+static int convert_event(lua_State *L) {
+  const struct event *e = lua_touserdata(L, 1);
+  size_t name_len = e->name_len == EVENT_NO_NAME ? 0 : e->name_len;
+  if (e->name_len == EVENT_NO_NAME)
     lua_pushnil(L);
-  p += event_len;
-  memcpy(&data_len, p, sizeof data_len);
-  p += sizeof data_len;
-  lua_pushlstring(L, p, data_len);
-  t->events_read = (size_t)(p + data_len - t->events.data);
-  if (t->events_read == t->events.len) { /* all read: reuse the memory */
-    t->events.len = 0;
-    t->events_read = 0;
-  }
+  else
+    lua_pushlstring(L, e->bytes, name_len);
+  lua_pushlstring(L, e->bytes + name_len, e->data_len);
   return 2;
 }
 
-static void fail_with_timeout(struct transfer *t, const char *what) {
-  transfer_stop(t);
-  t->done = 1;
-  t->result = CURLE_OPERATION_TIMEDOUT;
-  snprintf(t->errbuf, sizeof t->errbuf, "no %s within %.3f s", what, t->timeout);
+/* Pops the next event and pushes it (rule 4 of transfer.h: the event is
+ * ours while it becomes Lua strings). */
+static int push_event(lua_State *L, struct transfer *t) {
+  struct event *e;
+  int status;
+  if (!lua_checkstack(L, 4)) return luaL_error(L, "stack overflow");
+  e = event_queue_pop(&t->events);
+  transfer_resume_reading(t);
+  lua_pushcfunction(L, convert_event);
+  lua_pushlightuserdata(L, e);
+  status = lua_pcall(L, 1, 2, 0);
+  free(e);
+  if (status != LUA_OK) return lua_error(L);
+  return 2;
 }
 
-/* Drives the connection until `ready` holds for t or the deadline passes. */
-static void drive_until(struct transfer *t, int (*ready)(const struct transfer *), double deadline, const char *what) {
-  while (!ready(t)) {
-    double left;
-    connection_drive(t->conn);
-    if (ready(t)) break;
-    if (t->paused) { /* nobody else will read it: take the bytes now */
-      t->paused = 0;
-      curl_easy_pause(t->easy, CURLPAUSE_CONT);
-      continue;
-    }
-    left = deadline - openai_monotonic();
-    if (t->timeout > 0 && left <= 0) {
-      fail_with_timeout(t, what);
-      break;
-    }
-    connection_wait(t->conn, t->timeout > 0 && left < 1.0 ? (long)(left * 1000) + 1 : 1000);
-  }
+static int push_failure(lua_State *L, struct transfer *t) {
+  struct outcome o;
+  outcome_take(&o, t);
+  return outcome_push(L, &o, OUTCOME_FAILURE, 0, NULL);
 }
 
 static int headers_ready(const struct transfer *t) {
@@ -106,77 +104,89 @@ static int finished(const struct transfer *t) {
 }
 
 static int event_ready(const struct transfer *t) {
-  return t->done || t->events.len > t->events_read || t->too_large || t->out_of_memory;
+  return t->done || t->events.head != NULL || t->too_large || t->out_of_memory;
 }
 
 /* conn:stream(method, url, headers, body|nil, timeout_seconds)
  *   -> status, headers, Stream          (2xx: the body is read with read())
  *   -> status, headers, body[, err]     (other statuses: the whole body)
- *   -> nil, kind, message               (no response)
- * The timeout bounds the wait for the headers, then each read(). */
+ *   -> nil, kind, message               (no response; kinds as conn:request)
+ * The timeout bounds the wait for the headers, then each read's silence. */
 int openai_stream_open(lua_State *L) {
-  struct connection *c = openai_check_connection(L, 1);
-  struct transfer *t = lua_newuserdatauv(L, sizeof *t, 1);
-  int stream_index = lua_gettop(L);
+  struct connection *c = luaL_checkudata(L, 1, OPENAI_CONNECTION_MT);
+  struct transfer *t;
+  int stream_index;
   double started;
+  enum wait_result waited;
+  struct outcome o;
+  if (c->multi != NULL) connection_account(L, c); /* may run finalizers */
+  openai_check_connection(L, 1);
+  lua_settop(L, 6);
+  t = lua_newuserdatauv(L, sizeof *t, 2); /* may run finalizers too */
+  stream_index = lua_gettop(L);
   memset(t, 0, sizeof *t);
   luaL_setmetatable(L, OPENAI_STREAM_MT);
   lua_pushvalue(L, 1);
-  lua_setiuservalue(L, stream_index, 1); /* the connection outlives the stream */
+  lua_setiuservalue(L, stream_index, CONNECTION_SLOT); /* the connection outlives the stream */
+  c = openai_check_connection(L, 1);
   if (!transfer_init_from(t, c)) return luaL_error(L, "cannot initialise libcurl");
   t->next_stream = c->streams;
   c->streams = t;
   transfer_prepare(L, t, 2, 1);
+  lua_pushvalue(L, 5);
+  lua_setiuservalue(L, stream_index, BODY_SLOT); /* rule 2: for the stream's life */
   if (!transfer_start(t)) return luaL_error(L, "cannot start the transfer");
   started = openai_monotonic();
 
-  drive_until(t, headers_ready, started + t->timeout, "response");
-  if (t->headers_done && t->status >= 200 && t->status < 300) {
-    lua_pushinteger(L, t->status);
-    transfer_push_headers(L, t);
-    lua_pushvalue(L, stream_index);
-    return 3;
-  }
-  {
+  waited = transfer_wait(L, t, headers_ready, started, WAIT_FIXED, "response");
+  if (waited == WAIT_READY && t->headers_done && t->status >= 200 && t->status < 300) {
     int n;
-    if (t->headers_done) drive_until(t, finished, started + t->timeout, "response");
-    if (t->headers_done && t->done && t->result == CURLE_OK && !t->out_of_memory)
-      n = transfer_push_response(L, t, 1); /* an error status: the Lua layer decides */
-    else
-      n = transfer_push_failure(L, t);
-    unlink_stream(t);
-    openai_stream_abort(t);
-    return n;
+    outcome_take(&o, t); /* the head only: the body goes to the SSE decoder */
+    n = outcome_push(L, &o, OUTCOME_HEAD, 0, NULL);
+    lua_pushvalue(L, stream_index);
+    return n + 1;
   }
+  if (waited == WAIT_READY && t->headers_done)
+    waited = transfer_wait(L, t, finished, started, WAIT_FIXED, "response");
+  if (waited != WAIT_HOOK_ERROR && waited != WAIT_CLOSED) outcome_take(&o, t);
+  close_now(L, t, stream_index);
+  if (waited == WAIT_HOOK_ERROR) return lua_error(L);
+  if (waited == WAIT_CLOSED) return outcome_push_closed(L, "client");
+  /* an error status: the Lua layer decides */
+  return outcome_push(L, &o, o.headers_done && o.result == CURLE_OK && !o.out_of_memory && !o.too_large
+                                 ? OUTCOME_RESPONSE : OUTCOME_FAILURE, 1, NULL);
 }
 
 /* stream:read([wait]) -> event|nil, data   one event (event is its "event" field)
  *                     -> nil                the stream ended
- *                     -> nil, kind, message it failed (kind as in conn:request)
+ *                     -> nil, kind, message it failed (kinds as conn:request;
+ *                                           "closed" once closed)
  *                     -> nil, "pending"     with wait == false: nothing has
  *                                           arrived yet */
 static int stream_read(lua_State *L) {
   struct transfer *t = check_stream(L, 1);
   int wait = lua_isnoneornil(L, 2) || lua_toboolean(L, 2);
   int driven = 0;
+  double called = openai_monotonic();
+  if (t->conn != NULL && t->conn->multi != NULL) connection_account(L, t->conn); /* may run finalizers */
+  if (t->busy) return luaL_error(L, "the stream is busy: a read of it is waiting (a read from a debug hook?)");
+  lua_settop(L, 1);
   for (;;) {
-    if (t->events.len > t->events_read) return pop_event(L, t);
+    enum wait_result waited;
+    if (t->events.head != NULL) return push_event(L, t);
     if (t->too_large || t->out_of_memory) {
       unlink_stream(t);
       transfer_stop(t);
-      return transfer_push_failure(L, t);
+      return push_failure(L, t);
     }
-    if (t->easy == NULL) {
-      lua_pushnil(L);
-      lua_pushliteral(L, "closed");
-      lua_pushliteral(L, "the stream was closed");
-      return 3;
-    }
+    if (t->easy == NULL) return outcome_push_closed(L, "stream");
     if (t->done) {
-      if (t->result != CURLE_OK) return transfer_push_failure(L, t);
+      if (t->result != CURLE_OK) return push_failure(L, t);
       if (!t->sse_finished) { /* flush an event the server did not end */
         t->sse_finished = 1;
         transfer_finish_events(t);
+        lua_pushnil(L);
+        lua_setiuservalue(L, 1, BODY_SLOT); /* libcurl is done with it */
         continue;
       }
       lua_pushnil(L);
@@ -188,15 +198,15 @@ static int stream_read(lua_State *L) {
         lua_pushliteral(L, "pending");
         return 2;
       }
-      if (t->paused) {
-        t->paused = 0;
-        curl_easy_pause(t->easy, CURLPAUSE_CONT);
-      }
+      transfer_resume_reading(t);
       connection_drive(t->conn);
       driven = 1;
       continue;
     }
-    drive_until(t, event_ready, t->last_activity + t->timeout, "data");
+    waited = transfer_wait(L, t, event_ready, called, WAIT_SILENCE, "data");
+    if (t->close_pending) close_now(L, t, 1); /* a hook closed it */
+    if (waited == WAIT_HOOK_ERROR) return lua_error(L);
+    if (waited == WAIT_CLOSED) return outcome_push_closed(L, "stream");
   }
 }
 

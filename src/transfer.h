@@ -1,7 +1,48 @@
-/* What http.c (blocking requests) and stream.c (pulled SSE streams) share:
- * a transfer is one libcurl easy handle with its buffers; a connection is
- * a client's multi handle (connection cache, keep-alive, TLS sessions) with
- * its blocking-request transfer and the list of its open streams. */
+/* Transfers and connections: what transfer.c (libcurl), outcome.c (results
+ * as Lua values), http.c (the Connection userdata) and stream.c (the Stream
+ * userdata) share.
+ *
+ * A transfer is one libcurl easy handle with the buffers it fills. A
+ * connection is a client's multi handle (connection cache, keep-alive, TLS
+ * sessions) with its own transfer for blocking requests and the list of its
+ * open streams.
+ *
+ * Ownership: the rules every change here must keep.
+ *
+ * 1. Memory. The connection's transfer lives inside the Connection userdata,
+ *    a stream's transfer is the Stream userdata; every buffer, header list
+ *    and queued event hangs off a transfer and is freed by transfer_release
+ *    (close(), __gc, __close, or the next request). A Lua error raised while
+ *    a request is prepared therefore leaks nothing.
+ * 2. Request bodies. libcurl reads the body from the Lua string the caller
+ *    passed (CURLOPT_POSTFIELDS, no copy). The userdata that owns the
+ *    transfer anchors that string in its user value BODY_SLOT from the
+ *    moment the transfer starts until it has stopped, so libcurl never reads
+ *    freed memory, whatever Lua collects meanwhile (a stream goes on
+ *    uploading after create() has returned it).
+ * 3. Callbacks. libcurl calls on_header, on_body and on_open_socket only
+ *    from curl_multi_perform and curl_easy_pause, which only
+ *    connection_drive and stream reads call. They touch C memory only: no
+ *    Lua API call, so no Lua error can unwind libcurl's frames.
+ * 4. Lua code can run at any allocation. Any Lua API call that allocates may
+ *    run a finalizer, and a finalizer may close this connection or stream, or
+ *    make another request or read on it (which drives libcurl: buffers grow,
+ *    move or are freed). So nothing is converted to Lua values straight from
+ *    a transfer: a finished response's status, head, body and failure move
+ *    into a `struct outcome`, a stream event is unlinked from its queue, and
+ *    the C frame that took them owns them, converts them inside one
+ *    protected call, and frees them (or hands buffers back for reuse)
+ *    whether or not that call failed.
+ * 5. Waiting. Between starting a transfer and taking its outcome, no Lua
+ *    code runs except a debug hook (Ctrl-C), run by interrupt_run in
+ *    protected mode while the transfer is marked busy. Meanwhile a nested
+ *    request or read on that busy transfer is an error, and close() of it or
+ *    of its connection is deferred: the waiting frame performs it when the
+ *    hook returns. Finalizers and hooks may run at the other points where
+ *    the C functions allocate (reading arguments, growing the stack,
+ *    accounting memory to the GC); each such point comes before the
+ *    transfer is touched, and the state is checked again after it.
+ */
 #ifndef OPENAI_TRANSFER_H
 #define OPENAI_TRANSFER_H
 
@@ -9,7 +50,12 @@
 
 #include "buffer.h"
 #include "compat.h"
+#include "event_queue.h"
 #include "sse.h"
+
+/* User values of the userdata that own transfers. */
+#define BODY_SLOT 1       /* the request body being sent (rule 2) */
+#define CONNECTION_SLOT 2 /* streams: the connection, kept alive */
 
 struct connection;
 
@@ -17,21 +63,24 @@ struct transfer {
   CURL *easy; /* NULL once released */
   struct connection *conn;
   struct curl_slist *headers; /* request headers */
-  struct buffer body;         /* response body (SSE bodies go to `sse`) */
-  struct buffer head;         /* header lines of the current response */
-  struct buffer events;       /* decoded SSE events not yet read */
-  size_t events_read;         /* offset of the first unread event */
+  struct buffer body;         /* response body (a 2xx stream's goes to `sse`) */
+  struct buffer head;         /* header block of the final response */
+  struct event_queue events;  /* decoded SSE events not yet read */
   struct sse_parser sse;
   size_t max_response_bytes;
+  size_t footprint;   /* C memory this transfer holds, as told to the GC */
   long status;        /* final status, once the headers are complete */
   int headers_done;   /* the final response's header block is complete */
   int streaming;      /* a 2xx body is decoded as SSE */
   int active;         /* added to the connection's multi handle */
   int done;           /* libcurl finished the transfer */
   int sse_finished;   /* sse_finish ran after the end */
-  int paused;
+  int paused;         /* the write callback paused it: too many unread events */
   int too_large;
   int out_of_memory;
+  int busy;           /* a C frame waits on it and may run a hook (rule 5) */
+  int close_pending;  /* close() came while busy */
+  int socket_errno;   /* errno of a failed socket(), e.g. EMFILE */
   CURLcode result;
   double last_activity; /* monotonic seconds of the last byte received */
   double timeout;       /* seconds; 0 for none */
@@ -43,36 +92,100 @@ struct connection {
   CURLM *multi; /* NULL once closed */
   struct transfer request;
   struct transfer *streams;
+  int hooks_running;  /* frames waiting on this connection inside a hook */
+  int close_pending;  /* close() came while a hook ran */
+  size_t footprint;   /* C memory of all its transfers */
+  size_t accounted;   /* the part of it already told to the GC */
 };
+
+/* What a finished transfer hands to Lua (rule 4). */
+struct outcome {
+  long status;
+  int headers_done;
+  int streaming;
+  int too_large;
+  int out_of_memory;
+  int socket_errno;
+  CURLcode result;
+  size_t max_response_bytes;
+  struct buffer head;
+  struct buffer body;
+  char errbuf[CURL_ERROR_SIZE];
+};
+
+/* ---- transfer.c ---- */
 
 double openai_monotonic(void);
 
+/* Sets the options every easy handle starts from. */
+void transfer_set_defaults(CURL *easy);
+/* Points the easy handle's callbacks and error buffer at t. */
+void transfer_set_pointers(struct transfer *t);
 /* Initialises t with a fresh easy handle that copies the settings of the
  * connection's request handle. Returns 0 on failure. */
 int transfer_init_from(struct transfer *t, struct connection *conn);
 /* Reads method, url, headers table, body and timeout from the Lua stack
- * (raising on bad arguments; all allocations stay owned by t) and sets
- * them on the easy handle. The arguments start at index first. */
+ * (raising on bad arguments; allocations stay owned by t) and sets them on
+ * the easy handle. The arguments start at index first. The caller anchors
+ * the body string (rule 2) before starting. */
 void transfer_prepare(lua_State *L, struct transfer *t, int first, int streaming);
 int transfer_start(struct transfer *t);
+void transfer_stop(struct transfer *t);    /* removes it from the multi handle */
+void transfer_release(struct transfer *t); /* frees everything; idempotent */
 /* At the end of a stream: delivers the event the server did not end. */
 void transfer_finish_events(struct transfer *t);
-void transfer_stop(struct transfer *t);   /* removes it from the multi handle */
-void transfer_release(struct transfer *t); /* frees everything; idempotent */
+/* Lets a paused stream receive again once few events are unread. */
+void transfer_resume_reading(struct transfer *t);
 
 /* Runs libcurl once without blocking; marks finished transfers done. */
 void connection_drive(struct connection *c);
-/* Waits up to wait_ms for network activity. */
-void connection_wait(struct connection *c, long wait_ms);
 
-/* Result pushers. */
-void transfer_push_headers(lua_State *L, const struct transfer *t);
-int transfer_push_failure(lua_State *L, struct transfer *t); /* nil, kind, message */
-int transfer_push_response(lua_State *L, struct transfer *t, int decode);
+enum wait_result { WAIT_READY, WAIT_TIMEOUT, WAIT_CLOSED, WAIT_HOOK_ERROR };
+enum wait_limit {
+  WAIT_NO_LIMIT, /* libcurl enforces the timeout (blocking requests) */
+  WAIT_FIXED,    /* t->timeout from `since` */
+  WAIT_SILENCE   /* t->timeout from `since` or the last byte, whichever is later */
+};
+
+/* Drives t's connection until ready(t), in slices that let a hook run
+ * (rule 5). WAIT_TIMEOUT: t is marked done with a timeout. WAIT_CLOSED: a
+ * hook closed t's connection (released now, unless an outer hook still
+ * runs) or t itself (t->close_pending is left for the caller).
+ * WAIT_HOOK_ERROR: a hook raised; its error object is on the stack and t is
+ * as it was: the caller cleans up, then raises it. */
+enum wait_result transfer_wait(lua_State *L, struct transfer *t, int (*ready)(const struct transfer *),
+                               double since, enum wait_limit limit, const char *what);
+
+/* One close for a connection's close(), __gc and __close, deferred while a
+ * hook runs (rule 5). Streams still open are aborted: their easy handles
+ * live in its multi handle. */
+void connection_release(struct connection *c);
+
+/* Tells the GC about C memory the connection's transfers took since the
+ * last call (lua_gc steps). May run finalizers: call it before touching any
+ * transfer, and check the state again after it. */
+void connection_account(lua_State *L, struct connection *c);
+
+/* ---- outcome.c ---- */
+
+/* Moves t's results into o (no allocation): buffers become o's. */
+void outcome_take(struct outcome *o, struct transfer *t);
+/* Converts o in one protected call, then frees o's buffers or gives them
+ * back to `reuse` (which may be NULL or closed meanwhile). Returns the
+ * number of values pushed; raises the conversion's error after cleaning up.
+ *   OUTCOME_FAILURE   nil, kind, message
+ *   OUTCOME_HEAD      status, headers
+ *   OUTCOME_RESPONSE  status, headers, body[, decode error]  (body decoded as JSON when decode) */
+enum outcome_form { OUTCOME_FAILURE, OUTCOME_HEAD, OUTCOME_RESPONSE };
+int outcome_push(lua_State *L, struct outcome *o, enum outcome_form form, int decode, struct transfer *reuse);
+/* Whether a finished transfer failed (as opposed to having a response). */
+int outcome_failed(const struct transfer *t);
+/* Pushes nil, "closed", message. */
+int outcome_push_closed(lua_State *L, const char *what);
+
+/* ---- http.c, stream.c ---- */
 
 struct connection *openai_check_connection(lua_State *L, int idx);
-
-/* Stream userdata (stream.c): conn:stream(...). */
 int openai_stream_open(lua_State *L);
 void openai_stream_register(lua_State *L);
 void openai_stream_abort(struct transfer *t); /* the connection closes under it */

@@ -1,0 +1,156 @@
+-- Rounds of calls during which a finalizer closes the client, or makes
+-- another call on it, for spec/finalizer_spec.lua and `make valgrind`. It
+-- runs in its own small process: with a small heap the collector finishes
+-- its cycles (and so runs finalizers) while a call converts its response.
+--
+--   lua5.4 spec/finalizer/rounds.lua SCENARIO BASE_URL API_KEY ROUNDS
+--
+-- SCENARIO: close | nested | stream. The mock must answer GET
+-- /chat/completions/chatcmpl-big with the document `big_completion()`
+-- encodes (the spec scripts it). Prints one line per round, then
+-- "rounds N ok N inside M": M rounds had the finalizer run inside the C
+-- core (the Connection's request or stream, or a stream's read). Exits 1 at
+-- the first wrong result.
+package.path = "lua/?.lua;lua/?/init.lua;./?.lua;" .. package.path
+package.cpath = "build/?.so;" .. package.cpath
+local openai = require("openai")
+local fixture = require("spec.finalizer.fixture")
+
+local scenario, base_url, api_key, rounds = arg[1], arg[2], arg[3], math.tointeger(tonumber(arg[4]))
+local BIG_TEXT = fixture.big_text()
+local GOLDEN_TEXT = openai.json.encode(openai.json.decode(fixture.golden_text()))
+
+local function fail(round, why)
+  io.write("round ", round, ": WRONG: ", tostring(why), "\n")
+  os.exit(1)
+end
+
+-- Live tables the collector must mark before it can finalize anything: the
+-- more there are, the later in a call the finalizer runs. Each round has
+-- its own amount, so the rounds hit different points of the call.
+local ballast = {}
+local function set_ballast(round)
+  ballast = {}
+  for i = 1, round * 15000 do ballast[i] = { i } end
+end
+
+-- Runs call() with a garbage object whose finalizer runs on_gc(), the
+-- collector running almost continuously. Returns pcall's results and the
+-- finalizer's traceback when it ran during the call.
+local current_round = 0
+local function with_finalizer(on_gc, call)
+  local ran, calling = nil, false
+  set_ballast(current_round)
+  collectgarbage("incremental", 100, 100) -- before the collection that sets the next threshold
+  collectgarbage("collect")
+  do
+    setmetatable({}, { __gc = function()
+      if calling then ran = debug.traceback() end
+      on_gc()
+    end })
+  end
+  calling = true
+  local results = table.pack(pcall(call))
+  calling = false
+  collectgarbage("incremental", 200, 100)
+  collectgarbage("collect")
+  return results, ran
+end
+
+local function inside_core(traceback)
+  return traceback ~= nil and (traceback:find("in method 'request'", 1, true) ~= nil
+    or traceback:find("in method 'stream'", 1, true) ~= nil or traceback:find("in method 'read'", 1, true) ~= nil)
+end
+
+local function new_client()
+  return openai.new { api_key = api_key, base_url = base_url, max_retries = 0 }
+end
+
+local scenarios = {}
+
+-- The finalizer closes the client: the call has its exact result, or (when
+-- the close came before the request was sent) a clean abort.
+local scribble -- memory a finalizer fills, which would reuse freed buffers
+function scenarios.close(round)
+  local client = new_client()
+  local results, ran = with_finalizer(function()
+    client:close()
+    scribble = string.rep("\0", 2 * 1024 * 1024 - 64)
+  end, function()
+    return client.chat.completions.retrieve("chatcmpl-big")
+  end)
+  local ok, cc, err = results[1], results[2], results[3]
+  if ok and cc ~= nil then
+    if openai.json.encode(cc) ~= BIG_TEXT then fail(round, "wrong result") end
+    if cc._request_id ~= "req_big" then fail(round, "wrong request id " .. tostring(cc._request_id)) end
+  elseif inside_core(ran) then
+    fail(round, ok and err or cc)
+  elseif ok and err.name ~= "APIUserAbortError" then
+    fail(round, err)
+  elseif not ok and not tostring(cc):find("attempt to use a closed client", 1, true) then
+    fail(round, cc)
+  end
+  local raised = not pcall(client.chat.completions.retrieve, "chatcmpl-abc123")
+  if not raised then fail(round, "the client still works after close()") end
+  return ran
+end
+
+-- The finalizer retrieves another completion on the same client.
+local shared
+function scenarios.nested(round)
+  shared = shared or new_client()
+  local nested
+  local results, ran = with_finalizer(function()
+    nested = table.pack(shared.chat.completions.retrieve("chatcmpl-abc123"))
+  end, function()
+    return shared.chat.completions.retrieve("chatcmpl-big")
+  end)
+  if not results[1] or results[3] ~= nil then fail(round, results[2] or results[3]) end
+  if openai.json.encode(results[2]) ~= BIG_TEXT then fail(round, "wrong result") end
+  if ran then
+    if nested[1] == nil then fail(round, nested[2]) end
+    if openai.json.encode(nested[1]) ~= GOLDEN_TEXT then fail(round, "wrong nested result") end
+  end
+  return ran
+end
+
+-- The finalizer reads another stream of the client, then closes the
+-- client, while a stream is read: whole events, then a clean abort.
+function scenarios.stream(round)
+  local client = new_client()
+  local params = { model = "m", stream = true, messages = { { role = "user", content = string.rep("word ", 400) } } }
+  local a = assert(client.chat.completions.create(params))
+  local b = assert(client.chat.completions.create(params))
+  local text = {}
+  local results, ran = with_finalizer(function()
+    b:next()
+    client:close()
+    scribble = string.rep("\0", 64 * 1024)
+  end, function()
+    while true do
+      local chunk, err = a:next()
+      if chunk == nil then return err end
+      if chunk.object ~= "chat.completion.chunk" then fail(round, "not a chunk") end
+      text[#text + 1] = chunk.choices[1].delta.content or ""
+    end
+  end)
+  if not results[1] then fail(round, results[2]) end
+  local err, got, expected = results[2], table.concat(text), "Echo: " .. string.rep("word ", 400)
+  if err == nil then
+    if got ~= expected then fail(round, "incomplete text") end
+  elseif err.name ~= "APIUserAbortError" then
+    fail(round, err)
+  elseif expected:sub(1, #got) ~= got then
+    fail(round, "text is not a prefix of the reply")
+  end
+  return ran
+end
+
+local inside = 0
+for round = 1, rounds do
+  current_round = round
+  local ran = scenarios[scenario](round)
+  io.write("round ", round, ": ok", inside_core(ran) and " inside" or "", "\n")
+  if inside_core(ran) then inside = inside + 1 end
+end
+io.write("rounds ", rounds, " ok ", rounds, " inside ", inside, "\n")

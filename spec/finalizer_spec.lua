@@ -1,0 +1,56 @@
+-- Finalizers that run in the middle of a call. Any Lua allocation may run a
+-- __gc metamethod; these close the client, or make another call on it,
+-- while the C core converts a 1.7 MB response, its headers or a stream
+-- event into Lua values. Every call must give its exact result (or a clean
+-- abort when the close came before the request) and nothing may crash.
+-- The rounds run in a child process (spec/finalizer/rounds.lua), whose
+-- small heap makes the collector finish cycles during a call; `make
+-- valgrind` runs the same rounds under memcheck, which sees reads of freed
+-- memory inside yajl that AddressSanitizer cannot.
+local mock = require("spec.helpers.mock")
+local fixture = require("spec.finalizer.fixture")
+local process = require("spec.helpers.process")
+
+local KEY = "sk-test-finalizer-0123456789"
+local ROUNDS = 12
+
+describe("finalizers during a call", function()
+  local server
+  setup(function() server = mock.start { api_key = KEY } end)
+  teardown(function() server:stop() end)
+  before_each(function() server:reset() end)
+
+  local function script_big(n)
+    local text, list = fixture.big_text(), {}
+    assert.are.equal(1737209, #text)
+    for i = 1, n do
+      list[i] = { match = { path = "/v1/chat/completions/chatcmpl-big" }, status = 200, body = text,
+                  headers = { ["x-request-id"] = "req_big" } }
+    end
+    server:script(list)
+  end
+
+  -- Runs the rounds; returns how many had the finalizer inside the C core.
+  local function rounds(scenario)
+    local output, ok = process.run(table.concat({ "lua5.4", "spec/finalizer/rounds.lua", scenario,
+      process.shell_quote(server.base_url), KEY, ROUNDS }, " "))
+    assert(ok, output)
+    local inside = output:match("\nrounds " .. ROUNDS .. " ok " .. ROUNDS .. " inside (%d+)\n$")
+    assert(inside, output)
+    return tonumber(inside)
+  end
+
+  it("a finalizer that closes the client leaves the call's result intact", function()
+    script_big(ROUNDS)
+    assert.is_true(rounds("close") > 0, "the finalizer never ran inside the C core")
+  end)
+
+  it("a finalizer that makes another call on the same client gets its own result", function()
+    script_big(ROUNDS)
+    assert.is_true(rounds("nested") > 0, "the finalizer never ran inside the C core")
+  end)
+
+  it("a finalizer that reads another stream and closes the client during a read gives whole events", function()
+    assert.is_true(rounds("stream") > 0, "the finalizer never ran inside the C core")
+  end)
+end)
