@@ -24,6 +24,7 @@ static void unlink_stream(struct transfer *t) {
   for (link = &t->conn->streams; *link != NULL; link = &(*link)->next_stream) {
     if (*link == t) {
       *link = t->next_stream;
+      t->conn->open_streams--;
       break;
     }
   }
@@ -132,6 +133,7 @@ int openai_stream_open(lua_State *L) {
   if (!transfer_init_from(t, c)) return luaL_error(L, "cannot initialise libcurl");
   t->next_stream = c->streams;
   c->streams = t;
+  c->open_streams++;
   transfer_prepare(L, t, 2, 1);
   lua_pushvalue(L, 5);
   lua_setiuservalue(L, stream_index, BODY_SLOT); /* rule 2: for the stream's life */

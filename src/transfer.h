@@ -96,6 +96,8 @@ struct connection {
   int close_pending;  /* close() came while a hook ran */
   size_t footprint;   /* C memory of all its transfers */
   size_t accounted;   /* the part of it already told to the GC */
+  size_t sockets_opened; /* since they were last told to the GC */
+  size_t open_streams;   /* streams on the list */
 };
 
 /* What a finished transfer hands to Lua (rule 4). */
@@ -161,9 +163,10 @@ enum wait_result transfer_wait(lua_State *L, struct transfer *t, int (*ready)(co
  * live in its multi handle. */
 void connection_release(struct connection *c);
 
-/* Tells the GC about C memory the connection's transfers took since the
- * last call (lua_gc steps). May run finalizers: call it before touching any
- * transfer, and check the state again after it. */
+/* Tells the GC about the C memory and the sockets the connection's
+ * transfers took since the last call (lua_gc steps), so that it collects
+ * unreachable streams and clients in time. May run finalizers: call it
+ * before touching any transfer, and check the state again after it. */
 void connection_account(lua_State *L, struct connection *c);
 
 /* ---- outcome.c ---- */

@@ -9,12 +9,14 @@
 -- Prints exactly one line, `http://127.0.0.1:PORT/v1`, once listening, then
 -- serves until SIGTERM/SIGINT, or until --parent-pid is gone.
 --
--- The mode is chosen by the path after /v1 (method irrelevant unless noted);
--- query values are %XX-decoded ("+" stays "+").  Timed modes send the head
+-- The mode is chosen by the first path segment after /v1 (method irrelevant
+-- unless noted); what follows it is ignored, so a client whose base URL is
+-- .../v1/<mode> reaches the mode with any of its API paths; query values
+-- are %XX-decoded ("+" stays "+").  Timed modes send the head
 -- at once and their k-th timed piece at k*every_ms; what follows the last
 -- timed piece is sent right after it.  Every SSE event is one HTTP chunk.
 --
---   POST /v1/early/<name>   200 text/event-stream head as soon as the request
+--   POST /v1/early/<name>[/...]   200 text/event-stream head as soon as the request
 --       head is complete; then waits 300 ms, reads the body (Content-Length
 --       or chunked) at most 1 MiB per 20 ms, stores it as DIR/<name>.body
 --       (appears, via rename, only once complete), sends
@@ -26,9 +28,10 @@
 --   /v1/ping?count=N&every_ms=M   N (default 3) chunks `: ping\n\n` every M
 --       ms (default 200); then `data: {"id":"after-pings","choices":[]}\n\n`,
 --       `data: [DONE]\n\n`, last chunk.
---   /v1/slow-events?count=N&every_ms=M&size=S   N (default 3) events
---       `data: {"n":i,"pad":"<S x's>"}\n\n` every M ms (default 100, S
---       default 0); then [DONE], last chunk.
+--   /v1/slow-events?count=N&every_ms=M&size=S&first_ms=F   N (default 3)
+--       events `data: {"n":i,"pad":"<S x's>"}\n\n` every M ms (default 100,
+--       S default 0), the first one after F ms (default M); then [DONE],
+--       last chunk.
 --   /v1/flood?size=S&count=N   N (default 1000) events
 --       `data: {"n":i,"pad":"xx…"}\n\n` of exactly S bytes each (default
 --       1024; at least the bare event), written in ~64 KiB batches, the next
@@ -339,11 +342,11 @@ function Conn:end_chunked(pieces, trailer, framed)
 end
 
 -- Calls each(i) for i = 1..n, the i-th at i*ms, then done().
-function Conn:tick(ms, n, each, done)
+function Conn:tick(ms, n, each, done, first_ms)
   local i = 0
   local function step()
     if i >= n then return done() end
-    self:after(ms, function()
+    self:after(i == 0 and first_ms or ms, function()
       i = i + 1
       each(i)
       step()
@@ -420,7 +423,7 @@ function Conn:advance()
         self.body = { phase = "data", left = 0, total = 0 }
       end
       self:count(req)
-      local name = req.method == "POST" and req.path:match("^/v1/early/(.*)$")
+      local name = req.method == "POST" and req.path:match("^/v1/early/([^/]*)")
       if name then
         self.phase = "early-wait"
         return modes.early(self, req, name)
@@ -464,7 +467,7 @@ end
 function Conn:dispatch(req)
   local ok, err = pcall(function()
     if req.path:sub(1, 11) == "/__hostile/" then return modes.control(self, req) end
-    local mode = req.path:match("^/v1/([%w-]+)$")
+    local mode = req.path:match("^/v1/([%w-]+)$") or req.path:match("^/v1/([%w-]+)/")
     if mode and modes[mode] and mode ~= "control" and mode ~= "early" then
       return modes[mode](self, req, parse_query(req.query))
     end
@@ -614,7 +617,7 @@ modes["slow-events"] = with_params(function(conn, _, q)
   conn:start_chunked(SSE)
   conn:tick(every, count, function(i)
     conn:write(chunk(string.format('data: {"n":%d,"pad":"%s"}\n\n', i, pad)))
-  end, function() conn:end_chunked({ DONE }) end)
+  end, function() conn:end_chunked({ DONE }) end, int_param(q, "first_ms", every))
 end)
 
 modes.flood = with_params(function(conn, _, q)

@@ -1,0 +1,65 @@
+-- Streams that a program opens and abandons, in a process of its own so
+-- that its file-descriptor limit (ulimit -n) and heap are the test's.
+-- For spec/reclaim_spec.lua.
+--
+--   lua5.4 spec/reclaim/child.lua MODE BASE_URL COUNT [HEAP_MB]
+--
+-- MODE:
+--   abandon  open COUNT streams, read one event of each and drop it, with
+--            HEAP_MB of live Lua tables; prints "opened N max_fds F"
+--   keep     open streams and keep them until one fails; prints the index
+--            and the error, then drops them, collects, opens one more and
+--            prints "then: ok" or the error
+--   stopped  as abandon (without counting descriptors: a popen would
+--            need one), with the collector stopped: only the full
+--            collection the client runs when the process is out of file
+--            descriptors can close the abandoned streams
+package.path = "lua/?.lua;lua/?/init.lua;./?.lua;" .. package.path
+package.cpath = "build/?.so;" .. package.cpath
+local openai = require("openai")
+
+local mode, base_url, count, heap_mb = arg[1], arg[2], math.tointeger(tonumber(arg[3])), tonumber(arg[4] or "0")
+local client = openai.new { api_key = "sk-test-reclaim-0123456789", base_url = base_url, max_retries = 0 }
+local PARAMS = { model = "m", stream = true, messages = {} }
+
+local function open_files()
+  local pipe = assert(io.popen("ls /proc/" .. (io.open("/proc/self/stat"):read("l"):match("^%d+")) .. "/fd"))
+  local n = 0
+  for _ in pipe:lines() do n = n + 1 end
+  pipe:close()
+  return n
+end
+
+local live = {}
+for i = 1, heap_mb * 1024 * 1024 // 64 do live[i] = { i } end
+collectgarbage("collect")
+
+if mode == "keep" then
+  local kept = {}
+  for i = 1, count do
+    local stream, err = client.chat.completions.create(PARAMS)
+    if stream == nil then
+      io.write(i, ": ", tostring(err), "\n")
+      break
+    end
+    kept[i] = stream
+  end
+  kept = nil -- luacheck: ignore
+  collectgarbage("collect")
+  local stream, err = client.chat.completions.create(PARAMS)
+  io.write("then: ", stream and "ok" or tostring(err), "\n")
+else
+  if mode == "stopped" then collectgarbage("stop") end
+  local max_files = 0
+  for i = 1, count do
+    local stream, err = client.chat.completions.create(PARAMS)
+    if stream == nil then
+      io.write(i, ": ", tostring(err), "\n")
+      os.exit(1)
+    end
+    assert(stream:next())
+    if i % 10 == 0 and mode == "abandon" then max_files = math.max(max_files, open_files()) end
+  end
+  io.write("opened ", count, " max_fds ", max_files, "\n")
+end
+io.write("live ", #live, "\n")
