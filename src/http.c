@@ -7,6 +7,7 @@
 #include "http.h"
 
 #include <pthread.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "transfer.h"
@@ -49,25 +50,68 @@ static int connection_tostring(lua_State *L) {
   return 1;
 }
 
-/* Whether libcurl can use `proxy`: it parses proxies as URLs with the
- * scheme optional (http:// by default). "" means no proxy. */
+/* A proxy host: a dotted-quad IPv4 address, an [IPv6] address (libcurl's
+ * parser has checked it), or a host name of labels of letters, digits, '-'
+ * and '_' (or UTF-8, which libcurl turns into IDNA), none empty and none
+ * starting or ending with '-'. */
+static int proxy_host_is_valid(const char *host) {
+  const char *p;
+  if (host[0] == '[') return 1;
+  if (host[strspn(host, "0123456789.")] == '\0') {
+    int parts = 0;
+    for (p = host; parts < 5; p++) {
+      size_t digits = strspn(p, "0123456789");
+      if (digits == 0 || digits > 3 || atoi(p) > 255) return 0;
+      parts++;
+      p += digits;
+      if (*p == '\0') break;
+    }
+    return parts == 4;
+  }
+  for (p = host; *p != '\0';) {
+    size_t n = 0;
+    while (p[n] != '\0' && p[n] != '.') {
+      unsigned char ch = (unsigned char)p[n];
+      if (!(ch >= 0x80 || ch == '-' || ch == '_' || (ch >= '0' && ch <= '9') || ((ch | 32) >= 'a' && (ch | 32) <= 'z')))
+        return 0;
+      n++;
+    }
+    if (n == 0 || p[0] == '-' || p[n - 1] == '-') return 0;
+    p += n;
+    if (*p == '.') p++;
+  }
+  return 1;
+}
+
+/* Whether `proxy` is a proxy URL libcurl can use, and nothing more:
+ * [scheme://][user[:password]@]host[:port][/], the scheme one libcurl
+ * speaks to proxies, the port 1-65535. libcurl's own parser (proxies are
+ * URLs whose scheme defaults to http) reads it. "" means no proxy. */
 static int proxy_is_valid(const char *proxy) {
   static const char *const schemes[] = {"http", "https", "socks4", "socks4a", "socks5", "socks5h", NULL};
   CURLU *url;
-  char *scheme = NULL, *host = NULL;
+  char *scheme = NULL, *host = NULL, *port = NULL, *path = NULL, *query = NULL, *fragment = NULL;
   int valid = 0;
   if (*proxy == '\0') return 1;
   url = curl_url();
   if (url == NULL) return 0;
   if (curl_url_set(url, CURLUPART_URL, proxy, CURLU_NON_SUPPORT_SCHEME | CURLU_GUESS_SCHEME) == CURLUE_OK &&
       curl_url_get(url, CURLUPART_SCHEME, &scheme, 0) == CURLUE_OK &&
-      curl_url_get(url, CURLUPART_HOST, &host, 0) == CURLUE_OK && host[0] != '\0') {
+      curl_url_get(url, CURLUPART_HOST, &host, 0) == CURLUE_OK && proxy_host_is_valid(host) &&
+      (curl_url_get(url, CURLUPART_PORT, &port, 0) != CURLUE_OK || (atoi(port) >= 1 && atoi(port) <= 65535)) &&
+      (curl_url_get(url, CURLUPART_PATH, &path, 0) != CURLUE_OK || strcmp(path, "/") == 0 || path[0] == '\0') &&
+      curl_url_get(url, CURLUPART_QUERY, &query, 0) != CURLUE_OK &&
+      curl_url_get(url, CURLUPART_FRAGMENT, &fragment, 0) != CURLUE_OK) {
     int i;
     for (i = 0; schemes[i] != NULL; i++)
       if (strcmp(scheme, schemes[i]) == 0) valid = 1;
   }
   curl_free(scheme);
   curl_free(host);
+  curl_free(port);
+  curl_free(path);
+  curl_free(query);
+  curl_free(fragment);
   curl_url_cleanup(url);
   return valid;
 }
@@ -85,8 +129,9 @@ static void set_string_option(lua_State *L, CURL *easy, int opts, const char *fi
   if (lua_getfield(L, opts, field) == LUA_TSTRING) {
     size_t len;
     const char *value = lua_tolstring(L, -1, &len);
+    if (option == CURLOPT_PROXY && (strlen(value) != len || !proxy_is_valid(value)))
+      luaL_error(L, "option 'proxy' is not a valid proxy URL");
     if (strlen(value) != len) luaL_error(L, "option '%s' contains NUL", field);
-    if (option == CURLOPT_PROXY && !proxy_is_valid(value)) luaL_error(L, "option 'proxy' is not a valid proxy URL");
     if (curl_easy_setopt(easy, option, value) != CURLE_OK) luaL_error(L, "libcurl rejected option '%s'", field);
   } else if (!lua_isnil(L, -1)) {
     luaL_error(L, "option '%s' must be a string", field);

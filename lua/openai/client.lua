@@ -85,51 +85,6 @@ local function check_retries(value, what)
   end
 end
 
--- A proxy URL as libcurl takes it: [scheme://][user[:password]@]host[:port][/]
--- with a scheme libcurl speaks, a hostname, IPv4 or [IPv6] host and a port
--- in 1..65535. Checked here so that libcurl never quotes a malformed one
--- (password included) in an error.
-local PROXY_SCHEMES = { http = true, https = true, socks4 = true, socks4a = true, socks5 = true, socks5h = true }
-
-local function is_hostname(host)
-  if host:find("^[%d%.]+$") then -- all digits: an IPv4 address
-    local parts = {}
-    for part in (host .. "."):gmatch("(%d*)%.") do parts[#parts + 1] = part end
-    if #parts ~= 4 then return false end
-    for _, part in ipairs(parts) do
-      if part == "" or #part > 3 or tonumber(part) > 255 then return false end
-    end
-    return true
-  end
-  if host:find("^%[") then
-    local address, zone = host:match("^%[([%x:%.]+)(.*)%]$")
-    return address ~= nil and address:find(":") ~= nil and (zone == "" or zone:find("^%%25[%w%-%._~]+$") ~= nil)
-  end
-  if #host > 253 then return false end
-  for label in (host:gsub("%.$", "") .. "."):gmatch("([^.]*)%.") do
-    if not label:find("^[%w_][%w_%-]*$") or label:find("%-$") then return false end
-  end
-  return true
-end
-
-local function is_proxy_url(text)
-  if text == "" then return true end
-  local scheme, rest = text:match("^(%a[%w+.-]*)://(.*)$")
-  if scheme ~= nil and not PROXY_SCHEMES[scheme:lower()] then return false end
-  rest = (rest or text):gsub("/$", "")
-  local userinfo, hostport = rest:match("^([^@]*)@(.*)$")
-  if userinfo ~= nil and not userinfo:find("^[%w%-%._~%%!%$&'%(%)%*%+,;=:]*$") then return false end
-  hostport = hostport or rest
-  local host, port = hostport:match("^(.-):(%d+)$")
-  if host == nil then
-    host = hostport
-  else
-    port = tonumber(port)
-    if port < 1 or port > 65535 then return false end
-  end
-  return host ~= "" and is_hostname(host)
-end
-
 ---------------------------------------------------------------------------
 -- Headers: an ordered set keyed by lower-case name, so later layers
 -- override earlier ones whatever their case, and `false` removes.
@@ -290,9 +245,6 @@ function M.new_state(opts)
     ca_path = env("SSL_CERT_DIR")
   end
   if opts.proxy ~= nil and type(opts.proxy) ~= "string" then error("openai.new: option 'proxy' must be a string", 3) end
-  if opts.proxy ~= nil and not is_proxy_url(opts.proxy) then
-    error("openai.new: option 'proxy' is not a valid proxy URL", 3) -- never echo it: it may hold a password
-  end
   if opts.max_response_bytes ~= nil and (math.type(opts.max_response_bytes) ~= "integer" or opts.max_response_bytes <= 0) then
     error("openai.new: max_response_bytes must be a positive integer", 3)
   end
@@ -300,7 +252,9 @@ function M.new_state(opts)
     ca_file = ca_file, ca_path = ca_path, proxy = opts.proxy,
     max_response_bytes = opts.max_response_bytes,
   })
-  if not ok then error("openai.new: " .. url.without_userinfo_in(tostring(connection)), 3) end
+  -- The C core checks the proxy with libcurl's own URL parser, and never
+  -- echoes it: it may hold a password.
+  if not ok then error("openai.new: " .. tostring(connection):gsub("^[^:]*:%d+: ", ""), 3) end
 
   return {
     base_url = base_url,

@@ -1,7 +1,6 @@
 -- Error objects: what every runtime failure returns as the second value of
 -- `nil, err`. One metatable, openai.Error; the `name` field says the kind.
 local core = require("openai.core")
-local url = require("openai.url")
 
 local errors = {}
 
@@ -139,11 +138,10 @@ function errors.from_event(payload, headers)
   return api_error("APIError", nil, text, detail, field, headers, payload)
 end
 
--- A cause comes from libcurl or the C core, which may quote a URL (a
--- malformed proxy, say): what could be a URL's userinfo is dropped.
+-- A cause is the C core's message (libcurl's, with any URL userinfo
+-- already replaced by "***").
 local function failure(name, message)
   return function(cause)
-    if type(cause) == "string" then cause = url.without_userinfo_in(cause) end
     return errors.new { name = name, message = message, cause = cause }
   end
 end

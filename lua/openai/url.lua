@@ -110,16 +110,6 @@ local function without_userinfo(text)
   if scheme == nil then scheme, rest = "", text end
   return scheme .. (rest:match("^.*@(.*)$") or rest)
 end
-url.without_userinfo = without_userinfo
-
--- A message with the userinfo of every URL in it dropped: each quoted
--- part and each word that holds an "@".
-function url.without_userinfo_in(text)
-  text = text:gsub("(['\"])(.-)%1", function(quote, inner)
-    if inner:find("@", 1, true) then return quote .. without_userinfo(inner) .. quote end
-  end)
-  return (text:gsub("[^%s'\"]*@[^%s'\"]*", without_userinfo))
-end
 
 -- The base URL as the library shows it: no userinfo, no query, no fragment.
 function url.display(base)

@@ -1,5 +1,5 @@
--- The documents of the finalizer rounds, shared by the spec (which scripts
--- the mock with them) and the rounds process.
+-- The documents of the finalizer rounds: the spec writes them where the
+-- hostile server serves them, the rounds process compares with them.
 local openai = require("openai")
 
 local fixture = {}

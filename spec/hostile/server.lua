@@ -42,6 +42,8 @@
 --       section `X-Trailer-Test: from-trailer`, `X-Request-Id: req_trailer`.
 --   /v1/hang       reads the request, never answers, closes when the peer does.
 --   /v1/delay?ms=M `{"ok":true}` (Content-Length) after M ms (default 1000).
+--   /v1/files/.../<name>   DIR/<name>.json (JSON, Content-Length,
+--       X-Request-Id: req_<name>), or 404.
 --   /v1/raw?b64=B  the base64-decoded B (standard or URL-safe alphabet) as the
 --       whole response, verbatim; then closes.
 --   anything else  404 with an OpenAI-style JSON error.
@@ -664,6 +666,19 @@ modes.delay = with_params(function(conn, _, q)
   local ms = int_param(q, "ms", 1000)
   conn:after(ms, function() conn:send(200, '{"ok":true}') end)
 end)
+
+-- The file DIR/<name>.json, where <name> is the last path segment.
+modes.files = function(conn, req)
+  local name = req.path:match("/([%w_%-][%w_.%-]*)$")
+  local f = opts.record_dir and name and io.open(opts.record_dir .. "/" .. name .. ".json", "rb")
+  if not f then
+    return conn:send(404, error_json(string.format("No file for %s", req.path)))
+  end
+  local body = f:read("a")
+  f:close()
+  conn:write(conn:head(200, { { "Content-Type", "application/json" }, { "Content-Length", #body },
+                              { "X-Request-Id", "req_" .. name } }) .. body, function() conn:finish() end)
+end
 
 modes.raw = function(conn, _, q)
   local bytes = b64decode(q.b64 or "")
