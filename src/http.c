@@ -10,6 +10,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "json.h"
 #include "transfer.h"
 
 #define DEFAULT_MAX_RESPONSE_BYTES ((lua_Integer)64 * 1024 * 1024)
@@ -139,9 +140,23 @@ static void set_string_option(lua_State *L, CURL *easy, int opts, const char *fi
   lua_pop(L, 1);
 }
 
+/* A positive integer option, or the default when absent. */
+static size_t size_option(lua_State *L, int opts, const char *field, size_t default_value) {
+  size_t value = default_value;
+  if (lua_getfield(L, opts, field) != LUA_TNIL) {
+    int isint;
+    lua_Integer given = lua_tointegerx(L, -1, &isint);
+    if (!isint || given <= 0) luaL_error(L, "option '%s' must be a positive integer", field);
+    value = (size_t)given;
+  }
+  lua_pop(L, 1);
+  return value;
+}
+
 /* core.connection([opts]) -> Connection
  * opts: ca_file, ca_path, proxy (strings; proxy "" ignores the proxy
- * environment variables), max_response_bytes (integer). */
+ * environment variables), max_response_bytes, max_response_values
+ * (positive integers). */
 static int connection_new(lua_State *L) {
   struct connection *c;
   int has_opts = !lua_isnoneornil(L, 1);
@@ -151,6 +166,7 @@ static int connection_new(lua_State *L) {
   luaL_setmetatable(L, OPENAI_CONNECTION_MT);
   c->request.conn = c;
   c->request.max_response_bytes = (size_t)DEFAULT_MAX_RESPONSE_BYTES;
+  c->request.max_response_values = OPENAI_JSON_MAX_VALUES;
   c->request.easy = curl_easy_init();
   c->multi = curl_multi_init();
   if (c->request.easy == NULL || c->multi == NULL) {
@@ -170,13 +186,8 @@ static int connection_new(lua_State *L) {
     set_string_option(L, c->request.easy, 1, "ca_file", CURLOPT_CAINFO);
     set_string_option(L, c->request.easy, 1, "ca_path", CURLOPT_CAPATH);
     set_string_option(L, c->request.easy, 1, "proxy", CURLOPT_PROXY);
-    if (lua_getfield(L, 1, "max_response_bytes") != LUA_TNIL) {
-      int isint;
-      lua_Integer limit = lua_tointegerx(L, -1, &isint);
-      if (!isint || limit <= 0) return luaL_error(L, "option 'max_response_bytes' must be a positive integer");
-      c->request.max_response_bytes = (size_t)limit;
-    }
-    lua_pop(L, 1);
+    c->request.max_response_bytes = size_option(L, 1, "max_response_bytes", c->request.max_response_bytes);
+    c->request.max_response_values = size_option(L, 1, "max_response_values", c->request.max_response_values);
   }
   return 1;
 }

@@ -26,6 +26,7 @@ void outcome_take(struct outcome *o, struct transfer *t) {
   o->socket_errno = t->socket_errno;
   o->result = t->result;
   o->max_response_bytes = t->max_response_bytes;
+  o->max_response_values = t->max_response_values;
   o->head = t->head;
   o->body = t->body;
   memset(&t->head, 0, sizeof t->head);
@@ -161,7 +162,7 @@ static void push_response(lua_State *L, struct outcome *o, int decode) {
   lua_pushinteger(L, o->status);
   push_headers(L, &o->head);
   if (decode && o->body.len > 0) {
-    if (openai_json_decode(L, o->body.data, o->body.len, OPENAI_JSON_MAX_DEPTH, OPENAI_JSON_MAX_VALUES, err, sizeof err))
+    if (openai_json_decode(L, o->body.data, o->body.len, OPENAI_JSON_MAX_DEPTH, o->max_response_values, err, sizeof err))
       return;
     lua_pushlstring(L, o->body.data, o->body.len);
     lua_pushstring(L, err);

@@ -194,6 +194,7 @@ int transfer_init_from(struct transfer *t, struct connection *conn) {
   memset(t, 0, sizeof *t);
   t->conn = conn;
   t->max_response_bytes = conn->request.max_response_bytes;
+  t->max_response_values = conn->request.max_response_values;
   /* duphandle copies the client's CA, proxy and other settings. */
   t->easy = curl_easy_duphandle(conn->request.easy);
   if (t->easy == NULL) return 0;

@@ -68,6 +68,7 @@ struct transfer {
   struct event_queue events;  /* decoded SSE events not yet read */
   struct sse_parser sse;
   size_t max_response_bytes;
+  size_t max_response_values; /* JSON values one decode may build */
   size_t footprint;   /* C memory this transfer holds, as told to the GC */
   long status;        /* final status, once the headers are complete */
   int headers_done;   /* the final response's header block is complete */
@@ -110,6 +111,7 @@ struct outcome {
   int socket_errno;
   CURLcode result;
   size_t max_response_bytes;
+  size_t max_response_values;
   struct buffer head;
   struct buffer body;
   char errbuf[CURL_ERROR_SIZE];

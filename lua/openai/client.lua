@@ -140,7 +140,7 @@ end
 local CLIENT_OPTIONS = {
   api_key = true, base_url = true, organization = true, project = true, timeout = true,
   max_retries = true, default_headers = true, default_query = true,
-  ca_file = true, ca_path = true, proxy = true, max_response_bytes = true,
+  ca_file = true, ca_path = true, proxy = true, max_response_bytes = true, max_response_values = true,
 }
 
 local function optional_string(opts, key, env_name)
@@ -245,12 +245,15 @@ function M.new_state(opts)
     ca_path = env("SSL_CERT_DIR")
   end
   if opts.proxy ~= nil and type(opts.proxy) ~= "string" then error("openai.new: option 'proxy' must be a string", 3) end
-  if opts.max_response_bytes ~= nil and (math.type(opts.max_response_bytes) ~= "integer" or opts.max_response_bytes <= 0) then
-    error("openai.new: max_response_bytes must be a positive integer", 3)
+  for _, limit in ipairs { "max_response_bytes", "max_response_values" } do
+    local value = opts[limit]
+    if value ~= nil and (math.type(value) ~= "integer" or value <= 0) then
+      error(("openai.new: %s must be a positive integer"):format(limit), 3)
+    end
   end
   local ok, connection = pcall(core.connection, {
     ca_file = ca_file, ca_path = ca_path, proxy = opts.proxy,
-    max_response_bytes = opts.max_response_bytes,
+    max_response_bytes = opts.max_response_bytes, max_response_values = opts.max_response_values,
   })
   -- The C core checks the proxy with libcurl's own URL parser, and never
   -- echoes it: it may hold a password.
@@ -263,6 +266,7 @@ function M.new_state(opts)
     headers = headers,
     default_query = opts.default_query,
     connection = connection,
+    max_response_values = opts.max_response_values,
     closed = false,
   }
 end
@@ -411,7 +415,7 @@ end
 
 local function success(status, headers, body, decode_error)
   if decode_error then
-    return nil, errors.validation(status, headers, body, "response body is not valid JSON: " .. decode_error)
+    return nil, errors.validation(status, headers, body, errors.undecodable("response body", "response body is not valid JSON", decode_error))
   end
   if type(body) ~= "table" or getmetatable(body) == core.array_mt then
     local reason = (body == nil or body == "") and "response body is empty" or "response body is not a JSON object"
@@ -455,7 +459,7 @@ function M.send(state, call)
         err, retryable, headers = errors.failure(kind, cause), RETRYABLE[kind], nil
       end
     elseif status >= 200 and status < 300 then
-      if call.stream then return Stream.new(body, status, headers) end
+      if call.stream then return Stream.new(body, status, headers, state.max_response_values) end
       return success(status, headers, body, decode_error)
     else
       err, retryable = errors.from_response(status, headers, body), should_retry(status, headers)

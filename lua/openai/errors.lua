@@ -160,6 +160,16 @@ function errors.failure(kind, cause)
   return (FAILURES[kind] or errors.connection)(cause)
 end
 
+-- Why a JSON text from the server could not be used: it holds more values
+-- than the client's max_response_values, or it is not JSON (`invalid`
+-- says so for that text).
+function errors.undecodable(what, invalid, decode_error)
+  if decode_error:find("^JSON has more than %d+ values") then
+    return what .. " exceeds max_response_values: " .. decode_error
+  end
+  return invalid .. ": " .. decode_error
+end
+
 -- A 2xx response whose body is not the JSON that was expected.
 function errors.validation(status, headers, body, reason)
   return errors.new {

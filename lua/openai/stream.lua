@@ -48,10 +48,12 @@ local function index_of(value)
 end
 
 -- Wraps a core stream that answered with a 2xx status.
-function Stream.new(raw, status, headers)
+-- max_values: the cap on JSON values of one event (nil: the default).
+function Stream.new(raw, status, headers, max_values)
   local stream = setmetatable({ status = status, headers = headers, _request_id = headers["x-request-id"] }, Stream)
   states[stream] = {
     raw = raw,
+    max_values = max_values,
     finished = false,
     error = nil,
     choices = {},    -- accumulated per choice index, for final()
@@ -183,10 +185,10 @@ function Stream:next()
       end
       return finish(state, nil)
     end
-    local payload, decode_error = core.json_decode(data)
+    local payload, decode_error = core.json_decode(data, nil, state.max_values)
     if payload == nil then
       return finish(state, errors.validation(self.status, self.headers, data,
-        "malformed server-sent event JSON: " .. decode_error))
+        errors.undecodable("server-sent event", "malformed server-sent event JSON", decode_error)))
     end
     if event == "error" or (is_object(payload) and truthy(rawget(payload, "error"))) then
       return finish(state, errors.from_event(payload, self.headers))
