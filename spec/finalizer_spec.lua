@@ -12,7 +12,9 @@ local fixture = require("spec.finalizer.fixture")
 local process = require("spec.helpers.process")
 
 local KEY = "sk-test-finalizer-0123456789"
-local ROUNDS = 8
+-- tools/valgrind.sh sets this to the memcheck command the rounds run under.
+local VALGRIND = os.getenv("OPENAI_SPEC_VALGRIND")
+local ROUNDS = VALGRIND and 3 or 8
 
 describe("finalizers during a call", function()
   local server, dir
@@ -33,7 +35,7 @@ describe("finalizers during a call", function()
 
   -- Runs the rounds; returns how many had the finalizer inside the C core.
   local function rounds(scenario, mode)
-    local output, ok = process.run(table.concat({ "lua5.4", "spec/finalizer/rounds.lua", scenario,
+    local output, ok = process.run(table.concat({ VALGRIND or "", "lua5.4", "spec/finalizer/rounds.lua", scenario,
       process.shell_quote(server.base_url .. "/" .. mode), KEY, ROUNDS }, " "))
     assert(ok, output)
     local inside = output:match("\nrounds " .. ROUNDS .. " ok " .. ROUNDS .. " inside (%d+)\n$")

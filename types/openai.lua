@@ -39,7 +39,8 @@ function Error:is(name) end
 ---@field ca_file string?
 ---@field ca_path string?
 ---@field proxy string?        [scheme://][user[:password]@]host[:port][/], or "" to ignore the proxy environment variables
----@field max_response_bytes integer?
+---@field max_response_bytes integer?  cap on a response body and on one stream event (64 MiB)
+---@field max_response_values integer? cap on the JSON values one body or event decodes to (8 388 608)
 
 ---@class openai.Page
 ---@field object string

@@ -10,7 +10,8 @@
 --   recover: the interrupted call is caught with pcall, then the same client
 --     retrieves chatcmpl-abc123 and prints its id.
 package.path = "lua/?.lua;lua/?/init.lua;./?.lua;" .. package.path
-package.cpath = "build/?.so;" .. package.cpath
+-- The module from build/, unless the environment names one (make asan does).
+if not (os.getenv("LUA_CPATH_5_4") or os.getenv("LUA_CPATH")) then package.cpath = "build/?.so;" .. package.cpath end
 local openai = require("openai")
 
 local mode, base_url, api_key = arg[1], arg[2], arg[3]

@@ -15,7 +15,8 @@
 --            collection the client runs when the process is out of file
 --            descriptors can close the abandoned streams
 package.path = "lua/?.lua;lua/?/init.lua;./?.lua;" .. package.path
-package.cpath = "build/?.so;" .. package.cpath
+-- The module from build/, unless the environment names one (make asan does).
+if not (os.getenv("LUA_CPATH_5_4") or os.getenv("LUA_CPATH")) then package.cpath = "build/?.so;" .. package.cpath end
 local openai = require("openai")
 
 local mode, base_url, count, heap_mb = arg[1], arg[2], math.tointeger(tonumber(arg[3])), tonumber(arg[4] or "0")
