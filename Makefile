@@ -32,7 +32,7 @@ DEBIAN_PACKAGES := make gcc pkg-config lua5.4 liblua5.4-dev libcurl4-openssl-dev
                    ca-certificates locales openssl stunnel4 iproute2
 
 .PHONY: all deps test demo bench install uninstall clean \
-        asan valgrind tsan threads-host fuzz fuzz-build ci-extra
+        asan valgrind tsan threads-host hooks-module fuzz fuzz-build ci-extra
 
 all: $(MODULE)
 
@@ -112,6 +112,14 @@ threads-host: $(THREADS_HOST) $(MODULE)
 $(THREADS_HOST): spec/threads/host.c
 	@mkdir -p $(dir $@)
 	$(CC) $(OPT) $(WARN) $(LUA_CFLAGS) $(CFLAGS) -o $@ $< $(LUA_LIBS) -pthread -ldl $(LDFLAGS)
+
+# The test helper of spec/hooks_spec.lua: a hook set from a signal handler.
+HOOKS_MODULE := build/spec/hooks.so
+hooks-module: $(HOOKS_MODULE)
+
+$(HOOKS_MODULE): spec/hooks/hooks.c
+	@mkdir -p $(dir $@)
+	$(CC) $(OPT) $(WARN) -fPIC -shared $(LUA_CFLAGS) $(CFLAGS) -o $@ $<
 
 # 8 threads x (1000 retrieves + 50 streams) under ThreadSanitizer.
 tsan: deps

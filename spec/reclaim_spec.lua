@@ -2,7 +2,7 @@
 -- and the sockets they hold count for the collector's pacing, running out
 -- of file descriptors is reported as what it is, and the client collects
 -- abandoned streams before it gives up. Each case runs in a child process
--- (spec/reclaim/child.lua) with its own file-descriptor limit.
+-- (spec/memory/child.lua) with its own file-descriptor limit.
 local hostile = require("spec.helpers.hostile")
 local process = require("spec.helpers.process")
 
@@ -12,7 +12,7 @@ describe("reclaiming abandoned streams", function()
   teardown(function() server:stop() end)
 
   local function child(limit, mode, server_mode, count, heap_mb)
-    return process.run(("ulimit -n %d && lua5.4 spec/reclaim/child.lua %s %s %d %d"):format(
+    return process.run(("ulimit -n %d && lua5.4 spec/memory/child.lua %s %s %d %d"):format(
       limit, mode, process.shell_quote(server.base_url .. "/" .. server_mode), count, heap_mb or 0))
   end
 

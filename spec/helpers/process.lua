@@ -41,6 +41,15 @@ function process.alive(pid)
   return state ~= nil and state ~= "Z" and state ~= "X"
 end
 
+-- Whether resident memory tells what a program holds: not under
+-- AddressSanitizer (tools/asan.sh preloads its runtime into every lua5.4,
+-- and its quarantine keeps freed memory) nor under valgrind.
+function process.rss_is_meaningful()
+  local preload = os.getenv("LD_PRELOAD") or ""
+  local maps = process.read_file("/proc/self/maps") or ""
+  return not preload:find("asan", 1, true) and not maps:find("vgpreload", 1, true)
+end
+
 -- The PID of this Lua process.
 function process.own_pid()
   local stat = process.read_file("/proc/self/stat")

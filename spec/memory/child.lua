@@ -1,8 +1,8 @@
--- Streams that a program opens and abandons, in a process of its own so
--- that its file-descriptor limit (ulimit -n) and heap are the test's.
--- For spec/reclaim_spec.lua.
+-- Streams in a process of its own, so that its file-descriptor limit
+-- (ulimit -n), heap and resident memory are the test's alone. For
+-- spec/reclaim_spec.lua and spec/ownership_spec.lua.
 --
---   lua5.4 spec/reclaim/child.lua MODE BASE_URL COUNT [HEAP_MB]
+--   lua5.4 spec/memory/child.lua MODE BASE_URL COUNT [HEAP_MB]
 --
 -- MODE:
 --   abandon  open COUNT streams, read one event of each and drop it, with
@@ -10,6 +10,11 @@
 --   keep     open streams and keep them until one fails; prints the index
 --            and the error, then drops them, collects, opens one more and
 --            prints "then: ok" or the error
+--   interleave  open two streams of COUNT events each, read 5 of the first,
+--            then both alternately: the second always has unread events,
+--            never none. Prints "events N grew KB": the growth of resident
+--            memory while reading (sampled every 500 pairs after a full
+--            collection)
 --   stopped  as abandon (without counting descriptors: a popen would
 --            need one), with the collector stopped: only the full
 --            collection the client runs when the process is out of file
@@ -35,7 +40,33 @@ local live = {}
 for i = 1, heap_mb * 1024 * 1024 // 64 do live[i] = { i } end
 collectgarbage("collect")
 
-if mode == "keep" then
+local function rss_kb()
+  local f = assert(io.open("/proc/self/status"))
+  local kb = tonumber(f:read("a"):match("VmRSS:%s*(%d+) kB"))
+  f:close()
+  return kb
+end
+
+if mode == "interleave" then
+  local a = assert(client.chat.completions.create(PARAMS))
+  local b = assert(client.chat.completions.create(PARAMS))
+  for i = 1, 5 do assert(assert(a:next()).n == i) end
+  collectgarbage("collect")
+  local before = rss_kb()
+  local peak = before
+  for i = 1, count - 5 do
+    assert(assert(a:next()).n == i + 5)
+    assert(assert(b:next()).n == i)
+    if i % 500 == 0 then
+      collectgarbage("collect")
+      peak = math.max(peak, rss_kb())
+    end
+  end
+  assert(a:next() == nil)
+  for i = count - 4, count do assert(assert(b:next()).n == i) end
+  assert(b:next() == nil)
+  io.write("events ", count, " grew ", peak - before, "\n")
+elseif mode == "keep" then
   local kept = {}
   for i = 1, count do
     local stream, err = client.chat.completions.create(PARAMS)
