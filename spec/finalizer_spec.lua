@@ -17,21 +17,13 @@ local VALGRIND = os.getenv("OPENAI_SPEC_VALGRIND")
 local ROUNDS = VALGRIND and 3 or 8
 
 describe("finalizers during a call", function()
-  local server, dir
+  local server
   setup(function()
-    dir = os.tmpname()
-    os.remove(dir)
-    assert(os.execute("mkdir " .. process.shell_quote(dir)))
     local big = fixture.big_text()
     assert.are.equal(1737209, #big)
-    process.write_file(dir .. "/chatcmpl-big.json", big)
-    process.write_file(dir .. "/chatcmpl-abc123.json", fixture.golden_text())
-    server = hostile.start { record_dir = dir }
+    server = hostile.start { files = { ["chatcmpl-big.json"] = big, ["chatcmpl-abc123.json"] = fixture.golden_text() } }
   end)
-  teardown(function()
-    server:stop()
-    os.execute("rm -rf " .. process.shell_quote(dir))
-  end)
+  teardown(function() server:stop() end)
 
   -- Runs the rounds; returns how many had the finalizer inside the C core.
   local function rounds(scenario, mode)

@@ -117,15 +117,12 @@ describe("hostile server", function()
   local h, dir
 
   setup(function()
-    dir = os.tmpname()
-    os.remove(dir)
-    assert(os.execute("mkdir " .. process.shell_quote(dir)))
-    h = hostile.start({ record_dir = dir })
+    h = hostile.start()
+    dir = h.dir
   end)
 
   teardown(function()
     h:stop()
-    os.execute("rm -rf " .. process.shell_quote(dir))
   end)
 
   before_each(function()
@@ -230,7 +227,7 @@ describe("hostile server", function()
     end)
 
     it("answers 500 and closes without --record-dir", function()
-      local h2 = hostile.start()
+      local h2 = hostile.start { dir = false }
       local s = open(h2)
       send(s, "POST", "/v1/early/x", "")
       local res = read_response(s)

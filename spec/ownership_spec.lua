@@ -27,17 +27,9 @@ local function varied_text(size)
 end
 
 describe("ownership", function()
-  local server, dir
-  setup(function()
-    dir = os.tmpname()
-    os.remove(dir)
-    assert(os.execute("mkdir " .. process.shell_quote(dir)))
-    server = hostile.start { record_dir = dir }
-  end)
-  teardown(function()
-    server:stop()
-    os.execute("rm -rf " .. process.shell_quote(dir))
-  end)
+  local server
+  setup(function() server = hostile.start() end)
+  teardown(function() server:stop() end)
 
   local function client_for(mode)
     return openai.new { api_key = KEY, base_url = server.base_url .. "/" .. mode, max_retries = 0 }
@@ -64,7 +56,7 @@ describe("ownership", function()
         local event = assert(stream:next())
         assert.are.same({ received = #expected }, event)
         assert.is_nil(stream:next())
-        local received = assert(process.read_file(dir .. "/" .. case.name .. ".body"))
+        local received = assert(process.read_file(server.dir .. "/" .. case.name .. ".body"))
         assert.are.equal(#expected, #received)
         assert.is_true(received == expected, "the body the server received differs")
         client:close()

@@ -3,7 +3,6 @@
 -- Lua table each (80 bytes): a 63 MB body would take 1.9 GB.
 local openai = require("openai")
 local hostile = require("spec.helpers.hostile")
-local process = require("spec.helpers.process")
 
 local KEY = "sk-test-value-cap-0123456789"
 
@@ -13,19 +12,12 @@ local function list_of_empty_arrays(n)
 end
 
 describe("max_response_values", function()
-  local server, dir
+  local server
   setup(function()
-    dir = os.tmpname()
-    os.remove(dir)
-    assert(os.execute("mkdir " .. process.shell_quote(dir)))
-    process.write_file(dir .. "/at-cap.json", list_of_empty_arrays(997))
-    process.write_file(dir .. "/over-cap.json", list_of_empty_arrays(998))
-    server = hostile.start { record_dir = dir }
+    server = hostile.start { files = { ["at-cap.json"] = list_of_empty_arrays(997),
+                                       ["over-cap.json"] = list_of_empty_arrays(998) } }
   end)
-  teardown(function()
-    server:stop()
-    os.execute("rm -rf " .. process.shell_quote(dir))
-  end)
+  teardown(function() server:stop() end)
 
   local function client(opts)
     local all = { api_key = KEY, base_url = server.base_url .. "/files", max_retries = 0 }

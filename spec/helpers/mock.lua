@@ -9,32 +9,16 @@
 --   m:stop()
 --   mock.free_port()
 --
--- Control calls go through luasocket with a short timeout so a wedged mock
--- fails a spec instead of hanging it.
+-- The process and its control requests: spec/helpers/server.lua.
 
 local socket = require("socket")
-local http = require("socket.http")
-local ltn12 = require("ltn12")
 local cjson = require("cjson")
+local Server = require("spec.helpers.server")
 
 local M = {}
 
-local Mock = {}
+local Mock = setmetatable({}, { __index = Server })
 Mock.__index = Mock
-
-local CONTROL_TIMEOUT = 5 -- seconds
-local START_TIMEOUT = 10
-
-local process = require("spec.helpers.process")
-local shell_quote, read_file, own_pid = process.shell_quote, process.read_file, process.own_pid
-
--- Directory of this file's repo: the specs run from the repo root, but do
--- not rely on it for locating the server script.
-local function server_script()
-  local src = debug.getinfo(1, "S").source
-  local dir = src:match("^@(.*)/[^/]*$") or "spec/helpers"
-  return dir .. "/../mock/server.lua"
-end
 
 -- A TCP port on 127.0.0.1 where nothing listens (at the time of the call).
 function M.free_port()
@@ -48,63 +32,15 @@ end
 -- port (default 0 = any free port).
 function M.start(opts)
   opts = opts or {}
-  local out = os.tmpname()
-  local err = os.tmpname()
-  local args = { opts.lua or "lua5.4", server_script(), "--port", tostring(opts.port or 0) }
-  if opts.api_key then
-    args[#args + 1] = "--api-key"
-    args[#args + 1] = opts.api_key
-  end
-  local parent = own_pid()
-  if parent then
-    args[#args + 1] = "--parent-pid"
-    args[#args + 1] = tostring(parent)
-  end
-  local quoted = {}
-  for i, a in ipairs(args) do quoted[i] = shell_quote(a) end
-  local cmd = table.concat(quoted, " ") .. " >" .. shell_quote(out) .. " 2>" .. shell_quote(err) .. " </dev/null"
-  local pid = assert(process.spawn(cmd), "mock: could not start " .. cmd)
-
-  local self = setmetatable({ pid = pid, out_file = out, err_file = err }, Mock)
-  local function listening()
-    local line = (read_file(out) or ""):match("^(http://[^\n]+)\n")
-    if line then
-      self.base_url = line
-      self.url = line:gsub("/v1$", "")
-    end
-    return line ~= nil
-  end
-  if not process.wait_ready(pid, START_TIMEOUT, listening) then
-    local why = read_file(err) or ""
-    self:stop()
-    error("mock: server did not start: " .. why, 2)
-  end
-  return self
+  local args = {}
+  if opts.api_key then args[#args + 1], args[#args + 2] = "--api-key", opts.api_key end
+  if opts.port then args[#args + 1], args[#args + 2] = "--port", tostring(opts.port) end -- the last --port wins
+  return Server.start(Mock, "mock", "mock/server.lua", args, opts.lua)
 end
 
 -- One control request; returns status, body.
 function Mock:_request(method, path, body)
-  local chunks = {}
-  local _, status = http.request({
-    url = self.url .. path,
-    method = method,
-    headers = body and { ["content-type"] = "application/json", ["content-length"] = tostring(#body) } or nil,
-    source = body and ltn12.source.string(body) or nil,
-    sink = ltn12.sink.table(chunks),
-    create = function()
-      local s = socket.tcp()
-      s:settimeout(CONTROL_TIMEOUT)
-      return s
-    end,
-  })
-  if type(status) ~= "number" then
-    error("mock: control request " .. method .. " " .. path .. " failed: " .. tostring(status), 3)
-  end
-  local text = table.concat(chunks)
-  if status ~= 200 then
-    error("mock: control request " .. method .. " " .. path .. " -> " .. status .. " " .. text, 3)
-  end
-  return status, text
+  return 200, self:control(method, path, body)
 end
 
 function Mock:reset()
@@ -146,15 +82,6 @@ function Mock:header(req, name)
     if h[1]:lower() == name then return h[2] end
   end
   return nil
-end
-
--- SIGTERM, wait until the process is gone (SIGKILL after 5 s).  Idempotent.
-function Mock:stop()
-  if self.stopped then return end
-  self.stopped = true
-  process.stop(self.pid)
-  if self.out_file then os.remove(self.out_file) end
-  if self.err_file then os.remove(self.err_file) end
 end
 
 -- Last resort when a spec forgets m:stop().

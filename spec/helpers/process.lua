@@ -24,6 +24,18 @@ function process.write_file(path, text)
   f:close()
 end
 
+-- A new empty directory; remove it with remove_dir.
+function process.temp_dir()
+  local dir = os.tmpname()
+  os.remove(dir)
+  assert(os.execute("mkdir " .. process.shell_quote(dir)), "cannot make " .. dir)
+  return dir
+end
+
+function process.remove_dir(dir)
+  os.execute("rm -rf " .. process.shell_quote(dir))
+end
+
 -- Runs a shell command; returns its output (stdout and stderr) and whether
 -- it exited with status 0.
 function process.run(command)

@@ -56,50 +56,21 @@
 -- request is not counted.  Bad parameters get a 400 JSON error; requests
 -- with `Connection: close` (or HTTP/1.0) are answered and then closed.
 
+-- The sibling folder mock/ holds what the test servers share.
+package.path = ((arg and arg[0] or ""):match("^(.*)/[^/]*$") or ".") .. "/../?.lua;" .. package.path
 local uv = require("luv")
+local serve = require("mock.serve")
 
-local function die(msg)
-  io.stderr:write("hostile server: ", msg, "\n")
-  os.exit(2)
-end
+local function die(msg) serve.die("hostile server", msg) end
 
----------------------------------------------------------------------------
--- Command line
----------------------------------------------------------------------------
-
-local function parse_args(argv)
-  local opts = { host = "127.0.0.1", port = 0 }
-  local known = { port = true, host = true, ["parent-pid"] = true, ["record-dir"] = true }
-  local i = 1
-  while i <= #argv do
-    local a = argv[i]
-    local name, value = a:match("^%-%-([%w-]+)=(.*)$")
-    name = name or a:match("^%-%-([%w-]+)$")
-    if not name then die("unexpected argument " .. a) end
-    if not known[name] then die("unknown option --" .. name) end
-    if value == nil then
-      i = i + 1
-      value = argv[i] or die("missing value for --" .. name)
-    end
-    if name == "port" then
-      opts.port = math.tointeger(tonumber(value)) or die("bad port " .. value)
-      if opts.port < 0 or opts.port > 65535 then die("bad port " .. value) end
-    elseif name == "host" then
-      -- loopback only: this server must never be reachable from outside
-      if value ~= "127.0.0.1" then die("only --host 127.0.0.1 is allowed") end
-    elseif name == "parent-pid" then
-      opts.parent_pid = math.tointeger(tonumber(value)) or die("bad parent pid")
-    else
-      local st = uv.fs_stat(value)
-      if not st or st.type ~= "directory" then die("--record-dir is not a directory: " .. value) end
-      opts.record_dir = value
-    end
-    i = i + 1
-  end
-  return opts
-end
-
-local opts = parse_args(arg or {})
+local opts = serve.parse_args("hostile server", arg or {}, {
+  ["record-dir"] = function(value)
+    local st = uv.fs_stat(value)
+    if not st or st.type ~= "directory" then return nil, "--record-dir is not a directory: " .. value end
+    return value
+  end,
+})
+opts.record_dir = opts["record-dir"]
 
 ---------------------------------------------------------------------------
 -- Small codecs
@@ -716,36 +687,7 @@ local listening, lerr = pcall(function()
 end)
 if not listening then die("cannot listen on " .. opts.host .. ":" .. opts.port .. ": " .. tostring(lerr)) end
 
-local handles = {}
-local function shutdown()
+serve.run(opts, server:getsockname().port, function()
   for conn in pairs(conns) do conn:close() end
   if not server:is_closing() then server:close() end
-  for _, h in ipairs(handles) do
-    if not h:is_closing() then h:close() end
-  end
-  uv.stop()
-end
-
-for _, signame in ipairs({ "sigterm", "sigint" }) do
-  local s = uv.new_signal()
-  s:start(signame, shutdown)
-  handles[#handles + 1] = s
-end
-do -- a peer vanishing mid-write must surface as a write error, not kill us
-  local s = uv.new_signal()
-  s:start("sigpipe", function() end)
-  handles[#handles + 1] = s
-end
-if opts.parent_pid then
-  local watchdog = uv.new_timer()
-  watchdog:start(1000, 1000, function()
-    if not uv.kill(opts.parent_pid, 0) then shutdown() end
-  end)
-  handles[#handles + 1] = watchdog
-end
-
-io.stdout:write(string.format("http://%s:%d/v1\n", opts.host, server:getsockname().port))
-io.stdout:flush()
-
-uv.run("default")
-os.exit(0)
+end)

@@ -10,7 +10,8 @@
 --
 -- Layout: mock/http.lua (HTTP layer), mock/api.lua (the /v1 routes),
 -- mock/store.lua (stored completions), mock/script.lua (scripted responses),
--- mock/json.lua (codec that keeps raw numbers).  This file wires them
+-- mock/json.lua (codec that keeps raw numbers), mock/serve.lua (command line
+-- and life cycle, shared with spec/hostile/server.lua).  This file wires them
 -- together and owns the control endpoints under /__mock/.
 
 -- Resolve our own directory so the script works from any working directory.
@@ -24,51 +25,14 @@ local http = require("mock.http")
 local Api = require("mock.api")
 local Store = require("mock.store")
 local Script = require("mock.script")
+local serve = require("mock.serve")
 
-local function die(msg)
-  io.stderr:write("mock server: ", msg, "\n")
-  os.exit(2)
-end
+local function die(msg) serve.die("mock server", msg) end
 
----------------------------------------------------------------------------
--- Command line
----------------------------------------------------------------------------
-
-local function parse_args(argv)
-  local opts = { host = "127.0.0.1", port = 0 }
-  local i = 1
-  while i <= #argv do
-    local a = argv[i]
-    local name, inline = a:match("^%-%-([%w-]+)=(.*)$")
-    name = name or a:match("^%-%-([%w-]+)$")
-    if not name then die("unexpected argument " .. a) end
-    local known = { port = true, host = true, ["api-key"] = true, ["parent-pid"] = true }
-    if not known[name] then die("unknown option --" .. name) end
-    local value = inline
-    if value == nil then
-      i = i + 1
-      value = argv[i]
-      if value == nil then die("missing value for --" .. name) end
-    end
-    if name == "port" then
-      local p = math.tointeger(tonumber(value))
-      if not p or p < 0 or p > 65535 then die("bad port " .. value) end
-      opts.port = p
-    elseif name == "host" then
-      -- loopback only: this server must never be reachable from outside
-      if value ~= "127.0.0.1" then die("only --host 127.0.0.1 is allowed") end
-      opts.host = value
-    elseif name == "api-key" then
-      opts.api_key = value
-    elseif name == "parent-pid" then
-      opts.parent_pid = math.tointeger(tonumber(value)) or die("bad parent pid")
-    end
-    i = i + 1
-  end
-  return opts
-end
-
-local opts = parse_args(arg or {})
+local opts = serve.parse_args("mock server", arg or {}, {
+  ["api-key"] = function(value) return value end,
+})
+opts.api_key = opts["api-key"]
 
 ---------------------------------------------------------------------------
 -- State
@@ -194,37 +158,4 @@ local server, err = http.new_server({
 })
 if not server then die("cannot listen on " .. opts.host .. ":" .. opts.port .. ": " .. tostring(err)) end
 
-local signals = {}
-local function shutdown()
-  server.close_all()
-  for _, s in ipairs(signals) do
-    if not s:is_closing() then s:close() end
-  end
-  uv.stop()
-end
-
-for _, signame in ipairs({ "sigterm", "sigint" }) do
-  local s = uv.new_signal()
-  s:start(signame, shutdown)
-  signals[#signals + 1] = s
-end
--- A peer vanishing mid-write must surface as a write error, not kill us.
-do
-  local s = uv.new_signal()
-  s:start("sigpipe", function() end)
-  signals[#signals + 1] = s
-end
-
-if opts.parent_pid then
-  local watchdog = uv.new_timer()
-  watchdog:start(1000, 1000, function()
-    if not uv.kill(opts.parent_pid, 0) then shutdown() end
-  end)
-  signals[#signals + 1] = watchdog
-end
-
-io.stdout:write(string.format("http://%s:%d/v1\n", opts.host, server.port))
-io.stdout:flush()
-
-uv.run("default")
-os.exit(0)
+serve.run(opts, server.port, server.close_all)
