@@ -107,4 +107,14 @@ describe("lifetimes", function()
       assert.are.equal(0, code)
     end)
   end
+
+  it("a connection closed before its C call (by a finalizer, say) ends that call as aborted, not with an error", function()
+    local core = require("openai.core")
+    local connection = core.connection()
+    connection:close()
+    local url = server.base_url .. "/chat/completions/chatcmpl-abc123"
+    assert.are.same({ nil, "closed", "the client was closed" }, { connection:request("GET", url, {}, nil, 5, true) })
+    assert.are.same({ nil, "closed", "the client was closed" }, { connection:stream("GET", url, {}, nil, 5) })
+    assert.are.equal(0, server:stats().requests)
+  end)
 end)

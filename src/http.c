@@ -26,11 +26,6 @@ int openai_http_global_init(void) {
   return pthread_once(&global_once, global_init_once) == 0;
 }
 
-struct connection *openai_check_connection(lua_State *L, int idx) {
-  struct connection *c = luaL_checkudata(L, idx, OPENAI_CONNECTION_MT);
-  if (c->multi == NULL) luaL_error(L, "attempt to use a closed connection");
-  return c;
-}
 
 static int connection_close(lua_State *L) {
   struct connection *c = luaL_checkudata(L, 1, OPENAI_CONNECTION_MT);
@@ -199,15 +194,18 @@ static int finished(const struct transfer *t) {
 /* conn:request(method, url, headers, body|nil, timeout_seconds, decode)
  *   -> status, headers, body[, decode_error]
  *   -> nil, kind, message   kind: "timeout", "connection", "too_large",
- *                           "config", "fd_limit", "closed" */
+ *                           "config", "fd_limit", "closed" (the connection
+ *                           is closed, or was closed during the call) */
 static int connection_request(lua_State *L) {
   struct connection *c = luaL_checkudata(L, 1, OPENAI_CONNECTION_MT);
   struct transfer *t = &c->request;
   int decode = lua_toboolean(L, 7);
   struct outcome o;
   enum wait_result waited;
-  if (c->multi != NULL) connection_account(L, c); /* may run finalizers */
-  openai_check_connection(L, 1);
+  /* A finalizer may close the client at any allocation before this (in
+   * the Lua layer, or the accounting): the call then ends as aborted. */
+  if (c->multi != NULL) connection_account(L, c);
+  if (c->multi == NULL) return outcome_push_closed(L, "client");
   if (t->busy) return luaL_error(L, "the connection is busy: a call on it is waiting (a call from a debug hook?)");
   transfer_prepare(L, t, 2, 0);
   lua_settop(L, 7);

@@ -120,16 +120,17 @@ int openai_stream_open(lua_State *L) {
   double started;
   enum wait_result waited;
   struct outcome o;
-  if (c->multi != NULL) connection_account(L, c); /* may run finalizers */
-  openai_check_connection(L, 1);
+  /* Finalizers may close the client at any allocation (the accounting, the
+   * new userdata): the call then ends as aborted. */
+  if (c->multi != NULL) connection_account(L, c);
   lua_settop(L, 6);
-  t = lua_newuserdatauv(L, sizeof *t, 2); /* may run finalizers too */
+  t = lua_newuserdatauv(L, sizeof *t, 2);
   stream_index = lua_gettop(L);
   memset(t, 0, sizeof *t);
   luaL_setmetatable(L, OPENAI_STREAM_MT);
   lua_pushvalue(L, 1);
   lua_setiuservalue(L, stream_index, CONNECTION_SLOT); /* the connection outlives the stream */
-  c = openai_check_connection(L, 1);
+  if (c->multi == NULL) return outcome_push_closed(L, "client");
   if (!transfer_init_from(t, c)) return luaL_error(L, "cannot initialise libcurl");
   t->next_stream = c->streams;
   c->streams = t;

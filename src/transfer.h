@@ -190,7 +190,6 @@ int outcome_push_closed(lua_State *L, const char *what);
 
 /* ---- http.c, stream.c ---- */
 
-struct connection *openai_check_connection(lua_State *L, int idx);
 int openai_stream_open(lua_State *L);
 void openai_stream_register(lua_State *L);
 void openai_stream_abort(struct transfer *t); /* the connection closes under it */
