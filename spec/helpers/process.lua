@@ -53,13 +53,14 @@ function process.alive(pid)
   return state ~= nil and state ~= "Z" and state ~= "X"
 end
 
--- Whether resident memory tells what a program holds: not under
--- AddressSanitizer (tools/asan.sh preloads its runtime into every lua5.4,
--- and its quarantine keeps freed memory) nor under valgrind.
-function process.rss_is_meaningful()
+-- Whether this process runs under AddressSanitizer (tools/asan.sh preloads
+-- its runtime into every lua5.4) or valgrind: then resident memory does
+-- not tell what a program holds (ASan's quarantine keeps freed memory), nor
+-- CPU time how fast it is.
+function process.instrumented()
   local preload = os.getenv("LD_PRELOAD") or ""
   local maps = process.read_file("/proc/self/maps") or ""
-  return not preload:find("asan", 1, true) and not maps:find("vgpreload", 1, true)
+  return preload:find("asan", 1, true) ~= nil or maps:find("vgpreload", 1, true) ~= nil
 end
 
 -- The PID of this Lua process.
