@@ -71,7 +71,7 @@ uninstall:
 clean:
 	rm -rf $(BUILD)
 
-# ---- sanitizers, valgrind, threads, fuzzing (issue 4) ----------------------
+# ---- sanitizers, valgrind, threads, fuzzing ----------------------------------
 # Every variant lives under build/ in its own directory, so none of them
 # touches build/openai/core.so. Extra Debian packages come via tools/deps.sh.
 

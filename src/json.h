@@ -1,4 +1,4 @@
-/* JSON <-> Lua values, on yajl. The rules are the ones in DESIGN.md:
+/* JSON <-> Lua values, on yajl. The rules are the README's "The JSON rules":
  * int64 exact, floats stay floats, JSON null is openai.null, arrays carry
  * the registry metatable OPENAI_ARRAY_MT. */
 #ifndef OPENAI_JSON_H

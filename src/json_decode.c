@@ -1,6 +1,6 @@
 /* JSON text -> Lua values, built directly from yajl's event callbacks.
  *
- * Rules (DESIGN.md, "The returned object mirrors the JSON"):
+ * Rules (the README's "The JSON rules"):
  *   - numbers: no '.', 'e' or 'E' and fits int64 -> integer, else float
  *     (never clamped: 9223372036854775808 is a float); parsed from the raw
  *     text (yajl_number), locale-independent;

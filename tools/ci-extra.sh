@@ -1,5 +1,5 @@
 #!/bin/sh
-# The long checks of issue 4, in sequence: make asan, make valgrind,
+# The long checks, in sequence: make asan, make valgrind,
 # make tsan, make fuzz FUZZ_SECONDS=60 (override with FUZZ_SECONDS=N).
 # Each step's output is shown as it runs and kept in build/ci-extra/<step>.log;
 # the end is a timed summary. Exit status non-zero when any step failed
