@@ -1,6 +1,7 @@
 # Development build of openai (C core openai.core + Lua layer).
 # `make` builds build/openai/core.so; `make test`, `make demo`, `make bench`,
-# `make install PREFIX=DIR` (LuaRocks tree layout). Debian packages only.
+# `make bench-callgrind`, `make install PREFIX=DIR` (LuaRocks tree layout).
+# Debian packages only.
 
 LUA         ?= lua5.4
 LUA_VERSION := 5.4
@@ -31,7 +32,7 @@ DEBIAN_PACKAGES := make gcc pkg-config lua5.4 liblua5.4-dev libcurl4-openssl-dev
                    libyajl-dev lua-busted lua-luv lua-socket lua-cjson luarocks \
                    ca-certificates locales openssl stunnel4 iproute2
 
-.PHONY: all deps test demo bench install uninstall clean \
+.PHONY: all deps test demo bench bench-build bench-callgrind install uninstall clean \
         asan valgrind tsan threads-host hooks-module fuzz fuzz-build ci-extra
 
 all: $(MODULE)
@@ -56,9 +57,32 @@ demo: deps
 	@$(MAKE) --no-print-directory all
 	@sh tools/demo.sh
 
+# `make bench` also needs a local HTTP server (nginx, started by tools/bench.sh
+# on 127.0.0.1 from a config under build/bench/) and the anchors' libraries:
+# lua-curl for Lua 5.1 (lua-cjson and lua-socket are in DEBIAN_PACKAGES).
+BENCH_PACKAGES := nginx lua5.1 lua-curl
+BENCH_BUILD    := build/bench
+FLOOR          := $(BENCH_BUILD)/floor
+
 bench: deps
-	@$(MAKE) --no-print-directory all
+	@sh tools/deps.sh $(BENCH_PACKAGES)
+	@$(MAKE) --no-print-directory all bench-build
 	@sh tools/bench.sh
+
+bench-build: $(FLOOR)
+
+# The floor anchor: libcurl alone (and, with --yajl, libcurl + yajl), no Lua.
+$(FLOOR): bench/floor.c
+	@mkdir -p $(dir $@)
+	$(CC) $(OPT) $(WARN) $(shell $(PKG_CONFIG) --cflags libcurl yajl) $(CFLAGS) -o $@ $< \
+	  $(shell $(PKG_CONFIG) --libs libcurl yajl) $(LDFLAGS)
+
+# Instruction counts (callgrind) of a retrieve and of JSON decode/encode, per
+# call: nearly deterministic, for comparing changes on a noisy machine.
+bench-callgrind: deps
+	@sh tools/deps.sh $(BENCH_PACKAGES) valgrind
+	@$(MAKE) --no-print-directory all
+	@sh tools/bench-callgrind.sh
 
 install: $(MODULE)
 	install -d $(DESTDIR)$(LUADIR)/openai $(DESTDIR)$(LIBDIR)/openai

@@ -1,84 +1,129 @@
--- JSON codec benchmark: openai.core's json_decode/json_encode against
--- Debian's lua-cjson (if installed), on the golden chat completion and on a
--- synthetic ~1 MB document. CPU time via os.clock.
+-- JSON codec benchmark: openai.json.decode/encode against lua-cjson's
+-- cjson.decode/encode, in one Lua 5.4 process, on the golden chat completion
+-- (spec/fixtures/chatcmpl-abc123.json) and on the ~205 KB completion with
+-- logprobs of bench/large_document.lua (the "large" body of the HTTP bench).
 --
---   lua5.4 bench/json_bench.lua [N [M]]
---     N  iterations on the golden fixture (default 100000)
---     M  iterations on the 1 MB document  (default 100)
+-- Rounds are interleaved (round 1: every document x operation x codec, then
+-- round 2, ...), each measurement runs for SECONDS of process CPU time
+-- (os.clock, so time the process spends descheduled by other work on the
+-- machine does not count), and the median of the rounds is reported with
+-- openai / cjson as a ratio. The goals: decode >= 1.5 x cjson and
+-- encode >= 1 x cjson, on both documents.
+--
+-- Each codec encodes what it decoded itself (cjson's tables hold seed as a
+-- float and print numbers with 14 significant digits, so its output is
+-- lossy; openai's is exact).
+--
+--   lua5.4 bench/json_bench.lua [SECONDS [ROUNDS]]   (defaults: 0.6 s, 3 rounds)
 -- Run from the repository root after `make` (build/openai/core.so).
 package.cpath = "build/?.so;" .. package.cpath
 package.path = "lua/?.lua;lua/?/init.lua;./?.lua;" .. package.path
 
-local core = require("openai.core")
-local have_cjson, cjson = pcall(require, "cjson")
-
-local N = tonumber(arg and arg[1]) or 100000
-local M = tonumber(arg and arg[2]) or 100
-
+local openai = require("openai")
+local cjson = require("cjson")
+local large_document = require("bench.large_document")
 local read_file = require("spec.helpers.util").read_file
 
--- A document shaped like a large list response: objects with ids, integers,
--- floats, nulls, nested arrays, and text with escapes and non-ASCII.
-local function synthetic(target_bytes)
-  local arr = core.array_mt
-  local items = setmetatable({}, arr)
-  local words = { "alpha", "beta", "gamma", "delta", "epsilon", "zeta", "\xE2\x80\x94", "line\n", "\"q\"" }
-  local i = 0
-  local size = 0
-  while size < target_bytes do
-    i = i + 1
-    local text = {}
-    for w = 1, 20 do text[w] = words[(i * 7 + w) % #words + 1] end
-    local item = {
-      id = string.format("chatcmpl-%016x", i * 2654435761),
-      object = "chat.completion",
-      created = 1738960610 + i,
-      seed = 4944116822809979520 - i,
-      temperature = (i % 20) / 10 + 0.05,
-      logprobs = core.null,
-      usage = { prompt_tokens = i % 1000, completion_tokens = i % 300, total_tokens = i % 1300 },
-      choices = setmetatable({
-        { index = 0, finish_reason = "stop", message = { role = "assistant", content = table.concat(text, " ") } },
-      }, arr),
-      embedding = setmetatable({ 0.0123 * i, -0.5, 1e-7 * i, 3.14159 }, arr),
-      tags = setmetatable({}, arr),
-    }
-    items[i] = item
-    size = size + #core.json_encode(item) + 1
-  end
-  return core.json_encode({ object = "list", data = items })
-end
+local SECONDS = tonumber(arg and arg[1]) or 0.6
+local ROUNDS = tonumber(arg and arg[2]) or 3
 
-local function measure(label, iterations, bytes, fn)
+local clock, format, sort, floor = os.clock, string.format, table.sort, math.floor
+local collectgarbage = collectgarbage
+
+-- Calls fn in batches until `seconds` of CPU time have passed; returns
+-- calls per second. The batch size is chosen so that reading the clock
+-- costs nothing measurable (a batch takes about 5 ms).
+local function rate(fn, seconds)
   fn() -- warm up
+  local batch, t0 = 1, clock()
+  while clock() - t0 < 0.005 do
+    for _ = 1, batch do fn() end
+    batch = batch * 2
+  end
   collectgarbage()
-  collectgarbage()
-  local t0 = os.clock()
-  for _ = 1, iterations do fn() end
-  local dt = os.clock() - t0
-  if dt <= 0 then dt = 1e-9 end
-  print(string.format("  %-28s %10.0f ops/s %9.1f MB/s  (%d in %.2f s)",
-    label, iterations / dt, iterations * bytes / dt / 1e6, iterations, dt))
-  return dt
+  local calls = 0
+  local start = clock()
+  local elapsed
+  repeat
+    for _ = 1, batch do fn() end
+    calls = calls + batch
+    elapsed = clock() - start
+  until elapsed >= seconds
+  return calls / elapsed
 end
 
-local function run(title, text, iterations)
-  print(string.format("%s: %d bytes, %d iterations", title, #text, iterations))
-  local ours = assert(core.json_decode(text))
-  local ours_text = core.json_encode(ours)
-  local decode, encode = core.json_decode, core.json_encode
-  measure("openai.core decode", iterations, #text, function() decode(text) end)
-  measure("openai.core encode", iterations, #ours_text, function() encode(ours) end)
-  if have_cjson then
-    local theirs = cjson.decode(text)
-    local theirs_text = cjson.encode(theirs)
-    local cdecode, cencode = cjson.decode, cjson.encode
-    measure("cjson decode", iterations, #text, function() cdecode(text) end)
-    measure("cjson encode", iterations, #theirs_text, function() cencode(theirs) end)
+local function median(list)
+  local copy = {}
+  for i = 1, #list do copy[i] = list[i] end
+  sort(copy)
+  local n = #copy
+  if n % 2 == 1 then return copy[(n + 1) // 2] end
+  return (copy[n // 2] + copy[n // 2 + 1]) / 2
+end
+
+local function ops(value)
+  if value >= 100000 then return format("%.0f", value / 1000) .. "k" end
+  if value >= 10000 then return format("%.1f", value / 1000) .. "k" end
+  return format("%.0f", value)
+end
+
+local documents = {
+  { name = "golden `chatcmpl-abc123`", text = read_file("spec/fixtures/chatcmpl-abc123.json") },
+  { name = "large, logprobs", text = large_document() },
+}
+for _, doc in ipairs(documents) do
+  doc.name = doc.name .. format(" (%d B)", #doc.text)
+end
+
+local codecs = {
+  { name = "openai.json", decode = openai.json.decode, encode = openai.json.encode },
+  { name = "cjson", decode = cjson.decode, encode = cjson.encode },
+}
+
+-- Inputs of each measurement, and a check that both codecs read the document.
+local cases = {}
+for _, doc in ipairs(documents) do
+  for _, op in ipairs({ "decode", "encode" }) do
+    local case = { doc = doc, op = op, rates = {} }
+    for c, codec in ipairs(codecs) do
+      local decode, encode = codec.decode, codec.encode
+      local text = doc.text
+      local value = assert(decode(text))
+      assert(value.object == "chat.completion", codec.name .. " misread " .. doc.name)
+      if op == "decode" then
+        case[c] = function() decode(text) end
+      else
+        case[c] = function() encode(value) end
+      end
+      case.rates[c] = {}
+    end
+    cases[#cases + 1] = case
   end
 end
 
-print(string.format("%s, openai.core yajl %s, cjson %s", _VERSION, tostring(core.yajl_version or "?"),
-  have_cjson and tostring(cjson._VERSION) or "not installed"))
-run("golden chatcmpl-abc123.json", read_file("spec/fixtures/chatcmpl-abc123.json"), N)
-run("synthetic document", synthetic(1024 * 1024), M)
+print(format("%s; lua-cjson %s; %d rounds of %.2f s CPU time per measurement, interleaved",
+  _VERSION, tostring(cjson._VERSION), ROUNDS, SECONDS))
+local started = clock()
+for round = 1, ROUNDS do
+  for _, case in ipairs(cases) do
+    -- Alternate which codec goes first from round to round.
+    for k = 0, #codecs - 1 do
+      local c = (round + k - 1) % #codecs + 1
+      local r = case.rates[c]
+      r[#r + 1] = rate(case[c], SECONDS)
+    end
+  end
+end
+
+print()
+print("| document | operation | openai.json ops/s | lua-cjson ops/s | openai / cjson | goal |")
+print("|---|---|--:|--:|--:|---|")
+for _, case in ipairs(cases) do
+  local ours, theirs = median(case.rates[1]), median(case.rates[2])
+  local goal = case.op == "decode" and 1.5 or 1.0
+  local ratio = ours / theirs
+  print(format("| %s | %s | %s (%.1f µs) | %s (%.1f µs) | **%.2f×** | ≥ %.1f×: %s |",
+    case.doc.name, case.op, ops(ours), 1e6 / ours, ops(theirs), 1e6 / theirs, ratio, goal,
+    ratio >= goal and "met" or "not yet"))
+end
+print(format("\n(medians of %d rounds; µs per call in brackets; %.0f s in all)", ROUNDS, floor(clock() - started + 0.5)))

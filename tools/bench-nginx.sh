@@ -1,0 +1,102 @@
+# Sourced by tools/bench.sh and tools/bench-callgrind.sh: Debian's nginx as the
+# benchmarks' HTTP server, on 127.0.0.1 and a free port, pinned to the CPU
+# given (everything it writes under the directory given: config, pid file,
+# logs, temp paths). One process (daemon off, master_process off), stopped by
+# its PID only.
+#
+#   nginx_start DIR CPU   sets NGINX_PID, NGINX_PORT and NGINX_BASE
+#                         (http://127.0.0.1:PORT/v1); serves
+#                         GET /v1/chat/completions/chatcmpl-abc123  the golden fixture
+#                         GET /v1/chat/completions/large            bench/large_document.lua
+#   nginx_stop
+#   nginx_cpu_ns          CPU time nginx has used so far, in ns (/proc/PID/schedstat)
+#   nginx_counts          "<connections accepted> <requests>" so far (stub_status;
+#                         the status request itself counts as one of each)
+
+NGINX_PID=""
+
+nginx_start() {
+  nginx_dir=$(cd "$1" && pwd) || return 1
+  nginx_cpu=$2
+  rm -rf "$nginx_dir/www" "$nginx_dir/logs" "$nginx_dir/tmp"
+  mkdir -p "$nginx_dir/www/v1/chat/completions" "$nginx_dir/logs" "$nginx_dir/tmp"
+  cp spec/fixtures/chatcmpl-abc123.json "$nginx_dir/www/v1/chat/completions/chatcmpl-abc123"
+  lua5.4 bench/large_document.lua "$nginx_dir/www/v1/chat/completions/large" || return 1
+  for nginx_try in 1 2 3; do
+    # A free port: bind port 0, read it, close (nginx binds it right after).
+    NGINX_PORT=$(lua5.4 -e 'local s = assert(require("socket").bind("127.0.0.1", 0))
+      local _, port = s:getsockname() s:close() print(port)') || return 1
+    cat > "$nginx_dir/nginx.conf" <<EOF
+daemon off;
+master_process off;
+worker_processes 1;
+pid $nginx_dir/nginx.pid;
+error_log $nginx_dir/logs/error.log warn;
+events { worker_connections 1024; }
+http {
+  access_log off;
+  client_body_temp_path $nginx_dir/tmp/client_body;
+  proxy_temp_path $nginx_dir/tmp/proxy;
+  fastcgi_temp_path $nginx_dir/tmp/fastcgi;
+  uwsgi_temp_path $nginx_dir/tmp/uwsgi;
+  scgi_temp_path $nginx_dir/tmp/scgi;
+  types { }
+  default_type application/json;
+  keepalive_timeout 300s;
+  keepalive_requests 1000000000;
+  sendfile on;
+  tcp_nodelay on;
+  open_file_cache max=16 inactive=600s;
+  open_file_cache_valid 600s;
+  server {
+    listen 127.0.0.1:$NGINX_PORT;
+    root $nginx_dir/www;
+    location = /v1/chat/completions/chatcmpl-abc123 { }
+    location = /v1/chat/completions/large { }
+    location = /__status { stub_status; }
+    location / { return 404; }
+  }
+}
+EOF
+    taskset -c "$nginx_cpu" nginx -p "$nginx_dir/" -e "$nginx_dir/logs/error.log" \
+      -c "$nginx_dir/nginx.conf" >"$nginx_dir/logs/stdout.log" 2>&1 &
+    NGINX_PID=$!
+    NGINX_BASE="http://127.0.0.1:$NGINX_PORT/v1"
+    # Ready when it answers; gone if the port was taken meanwhile.
+    if lua5.4 -e "local port, pid = $NGINX_PORT, '$NGINX_PID'"' local socket = require("socket")
+        for _ = 1, 200 do
+          local c = socket.connect("127.0.0.1", port)
+          if c then c:close() os.exit(0) end
+          local f = io.open("/proc/" .. pid .. "/stat")
+          local state = f and f:read("a"):match("%) (%a)")
+          if f then f:close() end
+          if state == nil or state == "Z" then break end
+          socket.sleep(0.025)
+        end
+        os.exit(1)'; then
+      return 0
+    fi
+    nginx_stop
+  done
+  echo "nginx did not start; see $nginx_dir/logs/error.log:" >&2
+  cat "$nginx_dir/logs/error.log" "$nginx_dir/logs/stdout.log" >&2
+  return 1
+}
+
+nginx_stop() {
+  if [ -n "$NGINX_PID" ]; then
+    kill "$NGINX_PID" 2>/dev/null
+    wait "$NGINX_PID" 2>/dev/null
+    NGINX_PID=""
+  fi
+}
+
+nginx_cpu_ns() {
+  read -r nginx_ns _ < "/proc/$NGINX_PID/schedstat" && echo "$nginx_ns"
+}
+
+nginx_counts() {
+  lua5.4 -e "local url = 'http://127.0.0.1:$NGINX_PORT/__status'"' local body = require("socket.http").request(url)
+    local accepts, _, requests = assert(body, "no status"):match("\n%s*(%d+)%s+(%d+)%s+(%d+)")
+    print(accepts, requests)'
+}
