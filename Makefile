@@ -81,7 +81,7 @@ $(FLOOR): bench/floor.c
 # call: nearly deterministic, for comparing changes on a noisy machine.
 bench-callgrind: deps
 	@sh tools/deps.sh $(BENCH_PACKAGES) valgrind
-	@$(MAKE) --no-print-directory all
+	@$(MAKE) --no-print-directory all bench-build
 	@sh tools/bench-callgrind.sh
 
 install: $(MODULE)

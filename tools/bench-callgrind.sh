@@ -5,10 +5,12 @@
 # with N1 and N2 calls; (Ir(N2) - Ir(N1)) / (N2 - N1) is one call's count,
 # start-up and set-up cancelled out. The retrieves go to a local nginx
 # (tools/bench-nginx.sh, its URL in $BENCH_BASE_URL); the floor rows are
-# bench/floor.c (libcurl alone, no Lua) for
-# reference. Decode and encode are counted for openai.json and lua-cjson.
+# bench/floor.c (libcurl alone, no Lua) for reference. Decode and encode are
+# counted for openai.json and for lua-cjson.
 #
-# The profiles of the N2 runs stay in build/bench/callgrind/ for
+# Counts repeat within about 0.5 % from run to run (Lua seeds its string
+# hashes with the time, and the retrieves' reads depend on how the bytes
+# arrive). The profiles of the N2 runs stay in build/bench/callgrind/ for
 #   callgrind_annotate build/bench/callgrind/decode-large.out | head -40
 # By hand, one workload (N = 20 calls, plus a warm-up and start-up):
 #   valgrind --tool=callgrind --callgrind-out-file=/tmp/cg.out \
@@ -66,11 +68,15 @@ awk '{ ir[$1] = $2 }
     if (!(ours in ir) && !(anchor in ir)) return
     printf "| %s | %s | %s | %s | %s |\n", label, (ours in ir) ? ir[ours] : "–", name,
       (anchor in ir) ? ir[anchor] : "–",
-      (ours in ir && anchor in ir && ir[ours] > 0) ? sprintf("%.2f×", ir[anchor] / ir[ours]) : "–"
+      (ours in ir && anchor in ir && ir[ours] > 0) ? ratio(ir[anchor] / ir[ours]) : "–"
   }
+  function ratio(r) { return sprintf(r < 0.1 ? "%.3f×" : "%.2f×", r) }
   END {
     row("retrieve, golden (766 B)", "retrieve-small", "floor-small", "libcurl alone (floor)")
     row("retrieve, large (~205 KB)", "retrieve-large", "floor-large", "libcurl alone (floor)")
+    # A retrieve less its decode: what the request path costs besides JSON.
+    if ("retrieve-small" in ir && "decode-small" in ir) ir["path-small"] = ir["retrieve-small"] - ir["decode-small"]
+    row("retrieve less decode, golden", "path-small", "floor-small", "libcurl alone (floor)")
     row("decode, golden", "decode-small", "cjson-decode-small", "cjson.decode")
     row("encode, golden", "encode-small", "cjson-encode-small", "cjson.encode")
     row("decode, large", "decode-large", "cjson-decode-large", "cjson.decode")
