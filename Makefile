@@ -14,8 +14,8 @@ OPT         ?= -O2 -g
 WARN        := -std=c99 -Wall -Wextra -Wpedantic -Werror -Wshadow \
                -Wstrict-prototypes -Wmissing-prototypes -Wcast-qual -Wformat=2
 # Deferred (=) so that `make deps` can install pkg-config files first.
-DEP_CFLAGS   = $(shell $(PKG_CONFIG) --cflags lua5.4 libcurl yajl)
-DEP_LIBS     = $(shell $(PKG_CONFIG) --libs libcurl yajl) -lm -pthread
+DEP_CFLAGS   = $(shell $(PKG_CONFIG) --cflags lua5.4 libcurl)
+DEP_LIBS     = $(shell $(PKG_CONFIG) --libs libcurl) -lm -pthread
 ALL_CFLAGS   = $(OPT) $(WARN) -fPIC -fvisibility=hidden $(DEP_CFLAGS) $(CFLAGS)
 SAN_FLAGS   ?=
 
@@ -28,7 +28,7 @@ MODULE  := $(BUILD)/openai/core.so
 LUA_MODULES := $(wildcard lua/openai/*.lua)
 
 DEBIAN_PACKAGES := make gcc pkg-config lua5.4 liblua5.4-dev libcurl4-openssl-dev \
-                   libyajl-dev lua-busted lua-luv lua-socket lua-cjson luarocks \
+                   lua-busted lua-luv lua-socket lua-cjson luarocks \
                    ca-certificates locales openssl stunnel4 iproute2
 
 .PHONY: all deps test demo bench install uninstall clean \
@@ -133,7 +133,7 @@ tsan: deps
 	@sh tools/tsan.sh $(TSAN_BUILD)
 
 # libFuzzer targets in fuzz/, each run for FUZZ_SECONDS (tools/fuzz.sh).
-# Our sources get coverage instrumentation (fuzzer-no-link); Lua, yajl and
+# Our sources get coverage instrumentation (fuzzer-no-link); Lua and
 # libcurl are Debian's. Each target links only the objects it needs.
 FUZZ_TARGETS  := json_decode json_roundtrip sse url
 FUZZ_BINS     := $(FUZZ_TARGETS:%=$(FUZZ_BUILD)/%)

@@ -78,7 +78,7 @@ local function run(title, text, iterations)
   end
 end
 
-print(string.format("%s, openai.core yajl %s, cjson %s", _VERSION, tostring(core.yajl_version or "?"),
+print(string.format("%s, openai.core, cjson %s", _VERSION,
   have_cjson and tostring(cjson._VERSION) or "not installed"))
 run("golden chatcmpl-abc123.json", read_file("spec/fixtures/chatcmpl-abc123.json"), N)
 run("synthetic document", synthetic(1024 * 1024), M)
