@@ -15,8 +15,8 @@ OPT         ?= -O2 -g
 WARN        := -std=c99 -Wall -Wextra -Wpedantic -Werror -Wshadow \
                -Wstrict-prototypes -Wmissing-prototypes -Wcast-qual -Wformat=2
 # Deferred (=) so that `make deps` can install pkg-config files first.
-DEP_CFLAGS   = $(shell $(PKG_CONFIG) --cflags lua5.4 libcurl yajl)
-DEP_LIBS     = $(shell $(PKG_CONFIG) --libs libcurl yajl) -lm -pthread
+DEP_CFLAGS   = $(shell $(PKG_CONFIG) --cflags lua5.4 libcurl)
+DEP_LIBS     = $(shell $(PKG_CONFIG) --libs libcurl) -lm -pthread
 ALL_CFLAGS   = $(OPT) $(WARN) -fPIC -fvisibility=hidden $(DEP_CFLAGS) $(CFLAGS)
 SAN_FLAGS   ?=
 
@@ -29,7 +29,7 @@ MODULE  := $(BUILD)/openai/core.so
 LUA_MODULES := $(wildcard lua/openai/*.lua)
 
 DEBIAN_PACKAGES := make gcc pkg-config lua5.4 liblua5.4-dev libcurl4-openssl-dev \
-                   libyajl-dev lua-busted lua-luv lua-socket lua-cjson luarocks \
+                   lua-busted lua-luv lua-socket lua-cjson luarocks \
                    ca-certificates locales openssl stunnel4 iproute2
 
 .PHONY: all deps test demo bench bench-build bench-callgrind install uninstall clean \
@@ -59,8 +59,9 @@ demo: deps
 
 # `make bench` also needs a local HTTP server (nginx, started by tools/bench.sh
 # on 127.0.0.1 from a config under build/bench/) and the anchors' libraries:
-# lua-curl for Lua 5.1 (lua-cjson and lua-socket are in DEBIAN_PACKAGES).
-BENCH_PACKAGES := nginx lua5.1 lua-curl
+# lua-curl for Lua 5.1 (lua-cjson and lua-socket are in DEBIAN_PACKAGES),
+# yajl for the "libcurl + a C parser" anchor.
+BENCH_PACKAGES := nginx lua5.1 lua-curl libyajl-dev
 BENCH_BUILD    := build/bench
 FLOOR          := $(BENCH_BUILD)/floor
 
@@ -157,7 +158,7 @@ tsan: deps
 	@sh tools/tsan.sh $(TSAN_BUILD)
 
 # libFuzzer targets in fuzz/, each run for FUZZ_SECONDS (tools/fuzz.sh).
-# Our sources get coverage instrumentation (fuzzer-no-link); Lua, yajl and
+# Our sources get coverage instrumentation (fuzzer-no-link); Lua and
 # libcurl are Debian's. Each target links only the objects it needs.
 FUZZ_TARGETS  := json_decode json_roundtrip sse url
 FUZZ_BINS     := $(FUZZ_TARGETS:%=$(FUZZ_BUILD)/%)

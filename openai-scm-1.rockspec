@@ -5,7 +5,7 @@ source = {
   url = "git+file:///dev/null", -- built from a checkout with `luarocks make`
 }
 description = {
-  summary = "Native Lua client for the OpenAI API (C core on libcurl and yajl)",
+  summary = "Native Lua client for the OpenAI API (a C core on libcurl)",
   detailed = [[
     require("openai"): chat completions with exact JSON mirroring (int64
     integers, floats, null, empty arrays), the official SDKs' retries, errors
@@ -20,7 +20,6 @@ external_dependencies = {
   -- Debian keeps curl.h in the multiarch include directory, which the
   -- compiler searches by itself but luarocks does not: check the library.
   CURL = { library = "curl" },
-  YAJL = { header = "yajl/yajl_parse.h", library = "yajl" },
 }
 build = {
   type = "builtin",
@@ -32,9 +31,9 @@ build = {
         "src/transfer.c",
       },
       defines = { "_POSIX_C_SOURCE=200809L" },
-      libraries = { "curl", "yajl", "m", "pthread" },
-      incdirs = { "$(CURL_INCDIR)", "$(YAJL_INCDIR)" },
-      libdirs = { "$(CURL_LIBDIR)", "$(YAJL_LIBDIR)" },
+      libraries = { "curl", "m", "pthread" },
+      incdirs = { "$(CURL_INCDIR)" },
+      libdirs = { "$(CURL_LIBDIR)" },
     },
     ["openai"] = "lua/openai/init.lua",
     ["openai.client"] = "lua/openai/client.lua",

@@ -7,9 +7,13 @@
  * the buffer, whatever its size. The depth limit, the value cap and the
  * message buffer size vary with the input's length, so small limits and
  * tiny buffers are exercised too. The input itself also checks
- * openai_utf8_char against an independent strict UTF-8 decoder. */
+ * openai_utf8_char against an independent strict UTF-8 decoder, and a
+ * document that is one number must decode to what strtod (or strtoll, for
+ * an integer) makes of the same text, bit for bit. */
 #include "fuzz_common.h" /* first: feature macros */
 
+#include <errno.h>
+#include <math.h>
 #include <string.h>
 
 #include "json.h"
@@ -84,6 +88,28 @@ static size_t walk(int idx, int depth) {
   return n;
 }
 
+/* A document that is one number, against the C library (the fuzzer runs in
+ * the C locale). */
+static void check_number(const uint8_t *data, size_t size) {
+  char text[512], *end;
+  size_t from = 0, to = size;
+  while (from < to && strchr(" \t\r\n", data[from])) from++;
+  while (to > from && strchr(" \t\r\n", data[to - 1])) to--;
+  if (to - from >= sizeof text) return;
+  memcpy(text, data + from, to - from);
+  text[to - from] = '\0';
+  if (lua_isinteger(L, 1)) {
+    long long expected;
+    errno = 0;
+    expected = strtoll(text, &end, 10);
+    if (*end != '\0' || errno != 0 || expected != (long long)lua_tointeger(L, 1))
+      fuzz_fail("an integer differs from strtoll", text);
+  } else {
+    double expected = strtod(text, &end), got = (double)lua_tonumber(L, 1);
+    if (*end != '\0' || memcmp(&expected, &got, sizeof got) != 0) fuzz_fail("a float differs from strtod", text);
+  }
+}
+
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
   char err[256];
   size_t errsize = sizeof err;
@@ -104,6 +130,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
     if (err[0] != '\0') fuzz_fail("success must leave the message empty", err);
     if (lua_type(L, 1) == LUA_TNONE || lua_type(L, 1) == LUA_TNIL) fuzz_fail("decoded a nil", NULL);
     if (walk(1, 0) > max_values) fuzz_fail("decoded more values than the cap", NULL);
+    if (lua_type(L, 1) == LUA_TNUMBER) check_number(data, size);
   } else {
     size_t len = strnlen(err, errsize);
     if (lua_gettop(L) != 0) fuzz_fail("failure must push nothing", NULL);

@@ -9,8 +9,8 @@
  * shortest round-tripping floats).
  *
  * Strings need no exception: the decoder only returns strict UTF-8 (a lone
- * low surrogate escape, which yajl turns into ED B0 80, fails the decode),
- * and the encoder accepts exactly that (both use openai_utf8_char).
+ * surrogate escape fails the decode), and the encoder accepts exactly that
+ * (both use openai_utf8_char).
  *
  * The one accepted encode failure: a number too large for a double decodes
  * to +-inf (as strtod gives it), which JSON cannot express, so the encoder

@@ -5,8 +5,8 @@
 -- abort when the close came before the request) and nothing may crash.
 -- The rounds run in a child process (spec/finalizer/rounds.lua), whose
 -- small heap makes the collector finish cycles during a call; `make
--- valgrind` runs the same rounds under memcheck, which sees reads of freed
--- memory inside yajl that AddressSanitizer cannot.
+-- valgrind` runs the same rounds under memcheck too (their child process is
+-- not built with AddressSanitizer).
 local hostile = require("spec.helpers.hostile")
 local fixture = require("spec.finalizer.fixture")
 local process = require("spec.helpers.process")

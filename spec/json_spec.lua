@@ -48,8 +48,8 @@ local function decode_fails(text, needle, ...)
   return err
 end
 
--- Byte sequences that are not UTF-8 in the strict sense (RFC 3629), which
--- yajl's structural check lets through: the codec rejects them itself.
+-- Byte sequences that have the form of UTF-8 but are not UTF-8 in the
+-- strict sense (RFC 3629).
 local NOT_STRICT = {
   { "overlong C0 80 (U+0000)", "\xC0\x80" },
   { "overlong C1 BF (U+007F)", "\xC1\xBF" },
@@ -67,22 +67,22 @@ local NOT_STRICT = {
   { "lead F7", "\xF7\xBF\xBF\xBF" },
 }
 
--- Not UTF-8 even structurally: yajl rejects these before the codec sees
--- them. The third field is yajl's byte offset inside '["<bytes>"]'.
+-- Not UTF-8 even in form. The third field is where the first bad byte is
+-- in the sequence.
 local NOT_UTF8 = {
-  { "5-byte form F8", "\xF8\x88\x80\x80\x80", 3 },
-  { "6-byte form FC", "\xFC\x84\x80\x80\x80\x80", 3 },
-  { "lead FE", "\xFE", 3 },
-  { "lead FF", "\xFF", 3 },
-  { "truncated C3", "\xC3", 4 },
-  { "truncated E2 82", "\xE2\x82", 5 },
-  { "truncated F0 9F 98", "\xF0\x9F\x98", 6 },
-  { "truncated E2 82 then ASCII", "\xE2\x82A", 5 },
-  { "stray continuation 80", "\x80", 3 },
-  { "stray continuation BF", "\xBF", 3 },
-  { "stray continuation after ASCII", "a\x80", 4 },
-  { "extra continuation after C3 A9", "\xC3\xA9\xA9", 5 },
-  { "extra continuation after F0 9F 98 80", "\xF0\x9F\x98\x80\x80", 7 },
+  { "5-byte form F8", "\xF8\x88\x80\x80\x80", 0 },
+  { "6-byte form FC", "\xFC\x84\x80\x80\x80\x80", 0 },
+  { "lead FE", "\xFE", 0 },
+  { "lead FF", "\xFF", 0 },
+  { "truncated C3", "\xC3", 0 },
+  { "truncated E2 82", "\xE2\x82", 0 },
+  { "truncated F0 9F 98", "\xF0\x9F\x98", 0 },
+  { "truncated E2 82 then ASCII", "\xE2\x82A", 0 },
+  { "stray continuation 80", "\x80", 0 },
+  { "stray continuation BF", "\xBF", 0 },
+  { "stray continuation after ASCII", "a\x80", 1 },
+  { "extra continuation after C3 A9", "\xC3\xA9\xA9", 2 },
+  { "extra continuation after F0 9F 98 80", "\xF0\x9F\x98\x80\x80", 4 },
 }
 
 -- The edges of each UTF-8 length and around the surrogates: all valid.
@@ -220,6 +220,28 @@ describe("json codec", function()
       assert.are.equal(1e30, w)
     end)
 
+    -- Most floats take a fast exact path (up to 19 digits, a power of ten up
+    -- to 1e22), the rest strtod: both must give what strtod gives.
+    it("rounds floats correctly: 20 000 random decimals agree with tonumber, bit for bit", function()
+      local state = 42
+      local function random(n) -- a deterministic LCG: the same numbers every run
+        state = (state * 6364136223846793005 + 1442695040888963407) & 0x7fffffffffffffff
+        return (state >> 20) % n
+      end
+      for _ = 1, 20000 do
+        local digits = {}
+        for i = 1, 1 + random(20) do digits[i] = tostring(random(10)) end
+        local mantissa = table.concat(digits):gsub("^0+(%d)", "%1")
+        local point = random(#mantissa + 1)
+        local text = point > 0 and point < #mantissa and mantissa:sub(1, point) .. "." .. mantissa:sub(point + 1)
+                     or mantissa .. ".0"
+        if random(3) == 0 then text = text .. "e" .. (random(2) == 0 and "-" or "") .. random(40) end
+        if random(2) == 0 then text = "-" .. text end
+        local got, expected = decode(text), tonumber(text)
+        assert.are.equal(string.pack("<d", expected), string.pack("<d", got), text)
+      end
+    end)
+
     it("rejects what JSON does not allow", function()
       for _, s in ipairs({ "01", "-", "1.", ".5", "+1", "1e", "0x10", "NaN", "Infinity", "-Infinity", "1.5e+" }) do
         decode_fails(s)
@@ -245,36 +267,29 @@ describe("json codec", function()
       assert.are.equal("x😀y", decode([["x\ud83d\ude00y"]]))
     end)
 
-    -- yajl 2.1.0's behaviour, documented in src/json_decode.c
-    it("lone surrogates do not crash and give yajl's documented bytes", function()
-      assert.are.equal("?", decode([["\ud800"]]))
-      assert.are.equal("?x", decode([["\ud800x"]]))
-      assert.are.equal("a?bc", decode([["a\ud800bc"]]))
-      assert.are.equal("?\n", decode([["\ud800\n"]]))
-      assert.are.equal("F0 90 81 81 ", bytes(decode([["\ud800\u0041"]])))
-      assert.are.equal("F0 90 80 80 ", bytes(decode([["\ud800\ud800"]])))
-      -- and whatever came out encodes again
-      for _, s in ipairs({ [["\ud800"]], [["\ud800\u0041"]], [["\ud800\ud800"]] }) do
-        local v = decode(s)
-        assert.are.equal(v, decode(encode(v)))
+    -- A \u escape of a surrogate must be a high one followed by a low one:
+    -- anything else would not be a character (nor UTF-8).
+    it("a lone high surrogate escape fails the decode, whatever follows it", function()
+      for text, at in pairs { [ [["\ud800"]] ] = 1, [ [["\ud800x"]] ] = 1, [ [["a\ud800bc"]] ] = 2,
+                              [ [["\ud800\n"]] ] = 1, [ [["\ud800\u0041"]] ] = 1, [ [["\ud800\ud800"]] ] = 1,
+                              [ [["\uDBFF\uE000"]] ] = 1, [ [["x\ud800\"]] ] = 2 } do
+        assert.are.equal("invalid JSON: lone surrogate escape at byte " .. at, decode_fails(text))
       end
     end)
 
-    -- yajl writes a lone low surrogate as ED B0 80 .. ED BF BF: not UTF-8
     it("a lone low surrogate escape fails the decode", function()
-      assert.are.equal("invalid JSON: invalid UTF-8 in string at byte 8", decode_fails([["\udc00"]]))
-      assert.are.equal("invalid JSON: invalid UTF-8 in string at byte 8", decode_fails([["\uDFFF"]]))
-      assert.are.equal("invalid JSON: invalid UTF-8 in string at byte 14", decode_fails([["\udc00\ud800"]]))
-      assert.are.equal("invalid JSON: invalid UTF-8 in string at byte 15", decode_fails([=[["ok","a\udc00"]]=]))
-      assert.are.equal("invalid JSON: invalid UTF-8 in string at byte 9", decode_fails([[{"\udc00":1}]]))
+      assert.are.equal("invalid JSON: lone surrogate escape at byte 1", decode_fails([["\udc00"]]))
+      assert.are.equal("invalid JSON: lone surrogate escape at byte 1", decode_fails([["\uDFFF"]]))
+      assert.are.equal("invalid JSON: lone surrogate escape at byte 1", decode_fails([["\udc00\ud800"]]))
+      assert.are.equal("invalid JSON: lone surrogate escape at byte 8", decode_fails([=[["ok","a\udc00"]]=]))
+      assert.are.equal("invalid JSON: lone surrogate escape at byte 2", decode_fails([[{"\udc00":1}]]))
       -- a low surrogate after a complete pair is lone too
-      assert.are.equal("invalid JSON: invalid UTF-8 in string at byte 20",
-        decode_fails([["\ud83d\ude00\ude00"]]))
+      assert.are.equal("invalid JSON: lone surrogate escape at byte 13", decode_fails([["\ud83d\ude00\ude00"]]))
     end)
 
     it("rejects overlong forms, surrogates and code points above U+10FFFF", function()
       for _, c in ipairs(NOT_STRICT) do
-        local expected = "invalid JSON: invalid UTF-8 in string at byte " .. (#c[2] + 3)
+        local expected = "invalid JSON: invalid UTF-8 in string at byte 2" -- the sequence's first byte
         local v, err = decode('["' .. c[2] .. '"]')
         assert.is_nil(v, c[1])
         assert.are.equal(expected, err, c[1])
@@ -282,16 +297,16 @@ describe("json codec", function()
         assert.is_nil(v, c[1] .. " (key)")
         assert.are.equal(expected, err, c[1] .. " (key)")
       end
-      -- in a nested key and after an escape (yajl's decoded copy, not the input)
-      assert.are.equal("invalid JSON: invalid UTF-8 in string at byte 11",
+      -- in a nested key and after an escape
+      assert.are.equal("invalid JSON: invalid UTF-8 in string at byte 8",
         decode_fails('{"a":{"b\xC0\x80":1}}'))
-      assert.are.equal("invalid JSON: invalid UTF-8 in string at byte 7",
+      assert.are.equal("invalid JSON: invalid UTF-8 in string at byte 3",
         decode_fails('"\\n\xED\xA0\x80"'))
     end)
 
-    it("rejects truncated sequences and stray continuation bytes (yajl's check)", function()
+    it("rejects truncated sequences and stray continuation bytes", function()
       for _, c in ipairs(NOT_UTF8) do
-        local expected = "invalid JSON: invalid bytes in UTF8 string at byte " .. c[3]
+        local expected = "invalid JSON: invalid UTF-8 in string at byte " .. (2 + c[3])
         local v, err = decode('["' .. c[2] .. '"]')
         assert.is_nil(v, c[1])
         assert.are.equal(expected, err, c[1])
@@ -319,21 +334,21 @@ describe("json codec", function()
           local good = a .. "\xED\x9F\xBF" .. b .. "\xC2\x80"
           assert.are.equal(good, decode('"' .. good .. '"'))
           local bad = a .. "\xED\xA0\x80" .. b
-          assert.are.equal("invalid JSON: invalid UTF-8 in string at byte " .. (#bad + 2),
+          assert.are.equal("invalid JSON: invalid UTF-8 in string at byte " .. (1 + before),
             decode_fails('"' .. bad .. '"'))
           bad = a .. "\xC2\x80" .. b .. "\xF4\x90\x80\x80"
-          assert.are.equal("invalid JSON: invalid UTF-8 in string at byte " .. (#bad + 2),
+          assert.are.equal("invalid JSON: invalid UTF-8 in string at byte " .. (1 + before + 2 + after),
             decode_fails('"' .. bad .. '"'))
         end
       end
     end)
 
     it("rejects invalid UTF-8 and raw control characters", function()
-      decode_fails('"\xff"', "UTF8")
+      decode_fails('"\xff"', "UTF-8")
       decode_fails('"\xC3"', nil)
-      decode_fails('"\xC3("', "UTF8")
+      decode_fails('"\xC3("', "UTF-8")
       decode_fails('"\xE2\x82"', nil)
-      decode_fails('"\x80"', "UTF8")
+      decode_fails('"\x80"', "UTF-8")
       decode_fails('"a\nb"', "invalid")
       decode_fails('"a\0b"', nil)
       decode_fails([["\x41"]], nil)

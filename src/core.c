@@ -5,7 +5,6 @@
 #include <curl/curl.h>
 #include <math.h>
 #include <time.h>
-#include <yajl/yajl_version.h>
 
 #include "compat.h"
 #include "http.h"
@@ -107,7 +106,5 @@ OPENAI_EXPORT int luaopen_openai_core(lua_State *L) {
   lua_setfield(L, -2, "arch");
   lua_pushstring(L, curl_version_info(CURLVERSION_NOW)->version);
   lua_setfield(L, -2, "curl_version");
-  lua_pushfstring(L, "%d.%d.%d", YAJL_MAJOR, YAJL_MINOR, YAJL_MICRO);
-  lua_setfield(L, -2, "yajl_version");
   return 1;
 }

@@ -1,4 +1,4 @@
-/* JSON <-> Lua values, on yajl. The rules are the README's "The JSON rules":
+/* JSON <-> Lua values. The rules are the README's "The JSON rules":
  * int64 exact, floats stay floats, JSON null is openai.null, arrays carry
  * the registry metatable OPENAI_ARRAY_MT. */
 #ifndef OPENAI_JSON_H
@@ -18,8 +18,10 @@
  * On invalid input returns 0, pushes nothing and writes a one-line reason
  * into err (always NUL-terminated). max_depth <= 0 and max_values == 0 mean
  * the defaults above; the decode stops at the first value beyond max_values.
- * Only stack-space or memory errors before parsing starts can raise; no Lua
- * error ever crosses yajl's frames. */
+ * Only memory errors raise (a Lua error through the decoder's own frames,
+ * which hold nothing that would leak). The text must stay where it is and
+ * unchanged meanwhile, whatever Lua code runs: a Lua string on the stack, or
+ * a buffer no Lua code can reach. */
 int openai_json_decode(lua_State *L, const char *text, size_t len, int max_depth,
                        size_t max_values, char *err, size_t errsize);
 
@@ -58,6 +60,9 @@ static inline size_t openai_utf8_char(const unsigned char *s, size_t avail) {
   }
   return n;
 }
+
+/* Registry key (a light userdata) of the array metatable, besides its name. */
+extern const void *const openai_array_mt_key;
 
 /* Creates the metatables the codec needs (called once from luaopen). */
 void openai_json_open(lua_State *L);

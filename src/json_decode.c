@@ -1,455 +1,614 @@
-/* JSON text -> Lua values, built directly from yajl's event callbacks.
+/* JSON text -> Lua values, in one pass, straight into Lua tables.
  *
  * Rules (the README's "The JSON rules"):
  *   - numbers: no '.', 'e' or 'E' and fits int64 -> integer, else float
- *     (never clamped: 9223372036854775808 is a float); parsed from the raw
- *     text (yajl_number), locale-independent;
+ *     (never clamped: 9223372036854775808 is a float); floats are correctly
+ *     rounded: exactly by one multiplication or division when the digits
+ *     fit 2^53 and the power of ten is exact (Clinger's fast path), else by
+ *     strtod on a copy with the locale's decimal point (locale-independent);
  *   - null -> light userdata NULL (openai.null), the key stays present;
  *   - arrays -> 1-based tables with the registry metatable OPENAI_ARRAY_MT;
  *     objects -> plain tables, the last duplicate key wins;
- *   - strings keep embedded NULs; yajl decodes escapes and checks raw bytes
- *     for UTF-8 structure only (a lead byte and its continuation bytes), so
- *     every string and key it hands us is checked again, strictly
- *     (openai_utf8_char: no overlong forms, surrogates or code points above
- *     U+10FFFF): "invalid JSON: invalid UTF-8 in string at byte N";
- *   - at most max_values values (keys do not count): "JSON has more than N
- *     values", and nothing more is built once the cap is passed.
+ *   - strings keep embedded NULs, are strict UTF-8 (openai_utf8_char: no
+ *     overlong forms, surrogates or code points above U+10FFFF) and have
+ *     their escapes decoded; a surrogate escape must be a high one followed
+ *     by a low one (a lone one is an error), and control characters must be
+ *     escaped;
+ *   - whitespace is space, tab, LF and CR only;
+ *   - at most max_depth nested containers and max_values values (every
+ *     scalar, string, array and object; keys do not count): the decode stops
+ *     before building the value that passes either limit.
  *
- * yajl's escape decoding has quirks (Debian's yajl 2.1.0, measured):
- *   - a lone high surrogate ("\ud800x") becomes "?" ("?x");
- *   - a high surrogate followed by any other \u escape is combined with it, even when
- *     that escape is not a low surrogate: "\ud800\u0041" gives the
- *     well-formed but wrong F0 90 81 81 (U+10041);
- *   - a lone low surrogate ("\udc00") becomes the 3 bytes ED B0 80, an
- *     encoded surrogate: the strict check rejects it, so such a string fails
- *     the decode (as in serde_json) instead of returning invalid UTF-8.
- * The first two give valid UTF-8 and are kept. The spec pins all three down
- * so a yajl change is noticed. yajl also takes \v and \f as whitespace
- * between tokens, which strict JSON does not.
+ * Errors and memory. The decoder calls only the Lua API and libc, so a Lua
+ * error (out of memory) may unwind through it: it owns nothing Lua cannot
+ * free. Its scratch memory (the unescaped-string buffer, container frames
+ * beyond the first ones) lives in userdata kept in stack slots. A finalizer
+ * that runs at an allocation cannot change the text (a Lua string on the
+ * stack, or a buffer the caller took out of reach of Lua code) nor anything
+ * of the decoder's, which lives on the C stack and in its own stack slots.
  *
- * No Lua error may unwind through yajl's frames. Every callback that may
- * allocate does its work in one lua_pcall of decode_step (a light C function,
- * arguments copied with lua_pushvalue into space reserved by lua_checkstack),
- * and on failure records the message and returns 0 so that yajl stops.
+ * Tables are built with their final size: a container's items wait on the
+ * Lua stack (up to WAITING of them) and are stored when it closes, or when
+ * the batch is full, into a table created with room for them; so most
+ * objects and arrays are never rehashed while they are filled.
  *
- * Stack layout while parsing (base = top on entry):
- *   base+1  array metatable
- *   base+2  the top-level value once known
- *   then per open container, two slots: the table, and either the pending
- *   key (object; nil before the first key) or the next index (array).
+ * Stack layout (base = top on entry):
+ *   base+1  array metatable       base+2  scratch buffer (userdata) or nil
+ *   base+3  frames (userdata) or nil, once the local frames are not enough
+ *   then, per open container, a slot for its table (nil until created)
+ *   followed by its waiting items (for objects: key, value, key, value...).
  */
 #include <errno.h>
-#include <limits.h>
+#include <float.h>
 #include <langinfo.h> /* nl_langinfo is thread-safe; localeconv is not */
+#include <limits.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
-#include <yajl/yajl_parse.h>
-
 #include "json.h"
 
-enum { OP_SCALAR, OP_STRING, OP_KEY, OP_ARRAY, OP_OBJECT };
-enum { V_NULL, V_FALSE, V_TRUE, V_INT, V_FLOAT };
+#define SLOT_MT      1
+#define SLOT_SCRATCH 2
+#define SLOT_FRAMES  3
+#define SLOT_FIRST   4 /* the top-level value */
 
-#define SLOT_MT     1
-#define SLOT_RESULT 2
+/* Stack slots of items (array elements, or keys and values) a container
+ * keeps waiting before they go into its table. */
+#define WAITING 64
+#define LOCAL_FRAMES 32
+
+typedef struct Frame {
+  int table;        /* stack index of the table slot */
+  int is_array;
+  lua_Integer n;    /* items already stored in the table (arrays) */
+  int created;      /* the table exists */
+} Frame;
 
 typedef struct Decoder {
   lua_State *L;
-  int base;            /* stack top on entry */
-  int depth;           /* open containers */
-  int max_depth;
-  size_t values;       /* values built so far */
-  size_t max_values;
-  int bad_utf8;        /* stopped on a string that is not valid UTF-8 */
-  /* operands of decode_step */
-  int op;
-  int vtype;
-  lua_Integer ival;
-  lua_Number fval;
-  const char *str;
-  size_t len;
-  /* the locale's decimal point when it is not ".", else "" */
-  char point[8];
-  size_t pointlen;
+  const unsigned char *start, *p, *end;
+  int base;
+  int depth, max_depth;
+  size_t values, max_values;
+  Frame *frames;
+  int frames_cap;
+  unsigned char *scratch;
+  size_t scratch_cap;
   char *err;
   size_t errsize;
+  Frame local[LOCAL_FRAMES];
 } Decoder;
 
-static int fail(Decoder *d, const char *msg) {
-  snprintf(d->err, d->errsize, "%s", msg);
+/* ---- errors ---------------------------------------------------------------- */
+
+/* Records "invalid JSON: <what> at byte N" (N: offset of the bad byte). */
+static int fail_at(Decoder *d, const char *what, const unsigned char *where) {
+  snprintf(d->err, d->errsize, "invalid JSON: %s at byte %lu", what, (unsigned long)(where - d->start));
   return 0;
 }
 
-/* The protected part of every value callback: creates the value and stores it
- * in the parent container. Arguments: 1 Decoder*, 2 parent table or nil,
- * 3 key or index (ignored when 2 is nil), 4 array metatable.
- * Returns the new value. Only memory errors can be raised here. */
-static int decode_step(lua_State *L) {
-  Decoder *d = (Decoder *)lua_touserdata(L, 1);
-  switch (d->op) {
-  case OP_SCALAR:
-    switch (d->vtype) {
-    case V_NULL: openai_pushnull(L); break;
-    case V_FALSE: lua_pushboolean(L, 0); break;
-    case V_TRUE: lua_pushboolean(L, 1); break;
-    case V_INT: lua_pushinteger(L, d->ival); break;
-    default: lua_pushnumber(L, d->fval); break;
-    }
-    break;
-  case OP_STRING:
-    lua_pushlstring(L, d->str, d->len);
-    break;
-  case OP_KEY:
-    lua_pushlstring(L, d->str, d->len);
-    return 1;
-  case OP_ARRAY:
-    lua_createtable(L, 0, 0);
-    lua_pushvalue(L, 4);
-    lua_setmetatable(L, -2);
-    break;
-  default:
-    lua_createtable(L, 0, 0);
-    break;
-  }
-  if (lua_type(L, 2) == LUA_TTABLE) {
-    lua_pushvalue(L, -1);
-    if (lua_isinteger(L, 3)) {
-      lua_rawseti(L, 2, lua_tointeger(L, 3));
-    } else {
-      lua_pushvalue(L, 3);
-      lua_insert(L, -2);
-      lua_rawset(L, 2);
-    }
-  }
-  return 1;
+static int unexpected(Decoder *d) {
+  char what[40];
+  if (d->p >= d->end) return fail_at(d, "premature EOF", d->end);
+  if (*d->p >= 0x20 && *d->p < 0x7F)
+    snprintf(what, sizeof what, "unexpected character '%c'", *d->p);
+  else
+    snprintf(what, sizeof what, "unexpected byte 0x%02X", *d->p);
+  return fail_at(d, what, d->p);
 }
 
-/* Runs decode_step for d->op and updates the container slots.
- * Returns 1 to let yajl continue, 0 to stop it (message in d->err). */
-static int step(Decoder *d, int op) {
-  lua_State *L = d->L;
-  int top = lua_gettop(L);
-  int in_array;
-  /* checked before building: nothing beyond the cap is ever allocated */
-  if (op != OP_KEY && ++d->values > d->max_values) {
-    snprintf(d->err, d->errsize, "JSON has more than %zu values", d->max_values);
+/* ---- scalars -------------------------------------------------------------- */
+
+static void skip_ws(Decoder *d) {
+  const unsigned char *p = d->p, *end = d->end;
+  while (p < end && (*p == ' ' || *p == '\n' || *p == '\r' || *p == '\t')) p++;
+  d->p = p;
+}
+
+/* One more value; 0 past the cap. */
+static int count_value(Decoder *d) {
+  if (++d->values > d->max_values) {
+    snprintf(d->err, d->errsize, "JSON has more than %lu values", (unsigned long)d->max_values);
     return 0;
   }
-  /* 5 for the call, 2 for a new container's slots, 1 spare */
-  if (!lua_checkstack(L, 8)) return fail(d, "JSON nested too deeply (Lua stack exhausted)");
-  in_array = d->depth > 0 && lua_type(L, top) == LUA_TNUMBER;
-  lua_pushcfunction(L, decode_step);
-  lua_pushlightuserdata(L, d);
-  if (d->depth > 0 && op != OP_KEY) {
-    lua_pushvalue(L, top - 1);
-    lua_pushvalue(L, top);
-  } else {
-    lua_pushnil(L);
-    lua_pushnil(L);
-  }
-  lua_pushvalue(L, d->base + SLOT_MT);
-  d->op = op;
-  if (lua_pcall(L, 4, 1, 0) != LUA_OK) {
-    const char *msg = lua_tostring(L, -1);
-    snprintf(d->err, d->errsize, "cannot decode JSON: %s", msg ? msg : "error");
-    lua_settop(L, top);
-    return 0;
-  }
-  if (op == OP_KEY) {
-    lua_replace(L, top);
-    return 1;
-  }
-  if (in_array) {
-    lua_pushinteger(L, lua_tointeger(L, top) + 1);
-    lua_replace(L, top);
-  }
-  if (d->depth == 0) {
-    lua_pushvalue(L, -1);
-    lua_replace(L, d->base + SLOT_RESULT);
-  }
-  if (op == OP_ARRAY) {
-    lua_pushinteger(L, 1);
-    d->depth++;
-  } else if (op == OP_OBJECT) {
-    lua_pushnil(L);
-    d->depth++;
-  } else {
-    lua_pop(L, 1);
-  }
   return 1;
 }
 
-/* Integer syntax: optional '-', digits only; fits int64. Exact, no clamping:
- * returns 0 (caller falls back to a float) on overflow or other syntax. */
-static int parse_integer(const char *s, size_t len, lua_Integer *out) {
-  size_t i = 0;
-  int neg = 0;
-  lua_Unsigned u = 0, limit;
-  if (len > 0 && s[0] == '-') {
-    neg = 1;
-    i = 1;
-  }
-  if (i == len) return 0;
-  limit = (lua_Unsigned)LUA_MAXINTEGER + (lua_Unsigned)neg;
-  for (; i < len; i++) {
-    unsigned digit;
-    if (s[i] < '0' || s[i] > '9') return 0;
-    digit = (unsigned)(s[i] - '0');
-    if (u > (limit - digit) / 10) return 0; /* would overflow int64 */
-    u = u * 10 + digit;
-  }
-  if (!neg) *out = (lua_Integer)u;
-  else if (u == (lua_Unsigned)LUA_MAXINTEGER + 1) *out = LUA_MININTEGER;
-  else *out = -(lua_Integer)u;
-  return 1;
-}
+static const double exact_powers[] = {
+  1e0, 1e1, 1e2, 1e3, 1e4, 1e5, 1e6, 1e7, 1e8, 1e9, 1e10, 1e11,
+  1e12, 1e13, 1e14, 1e15, 1e16, 1e17, 1e18, 1e19, 1e20, 1e21, 1e22,
+};
 
-/* strtod on a NUL-terminated copy, with '.' replaced by the locale's decimal
- * point (strtod honours LC_NUMERIC). Overflow gives +-HUGE_VAL (inf), and
- * underflow a denormal or zero, as strtod does. */
-static int parse_float(Decoder *d, const char *s, size_t len, lua_Number *out) {
-  char local[128];
+/* strtod on a NUL-terminated copy of the number, with '.' replaced by the
+ * locale's decimal point (strtod honours LC_NUMERIC). Overflow gives
+ * +-HUGE_VAL (inf), underflow a denormal or zero, as strtod does. */
+static int slow_double(Decoder *d, const unsigned char *s, size_t len, double *out) {
+  char local[128], point[8] = ".";
   char *buf = local, *end;
-  size_t need = len + d->pointlen + 1, i, j = 0;
+  const char *dp = nl_langinfo(RADIXCHAR);
+  size_t pointlen = 1, need, i, j = 0;
   int ok;
+  if (dp != NULL && dp[0] != '\0' && strlen(dp) < sizeof point) {
+    pointlen = strlen(dp);
+    memcpy(point, dp, pointlen + 1);
+  }
+  need = len + pointlen + 1;
   if (need > sizeof local) {
-    buf = (char *)malloc(need);
-    if (buf == NULL) return fail(d, "cannot decode JSON: not enough memory");
+    buf = (char *)malloc(need); /* no Lua call until it is freed */
+    if (buf == NULL) {
+      snprintf(d->err, d->errsize, "cannot decode JSON: not enough memory");
+      return 0;
+    }
   }
   for (i = 0; i < len; i++) {
-    if (s[i] == '.' && d->pointlen > 0) {
-      memcpy(buf + j, d->point, d->pointlen);
-      j += d->pointlen;
+    if (s[i] == '.') {
+      memcpy(buf + j, point, pointlen);
+      j += pointlen;
     } else {
-      buf[j++] = s[i];
+      buf[j++] = (char)s[i];
     }
   }
   buf[j] = '\0';
-  *out = (lua_Number)strtod(buf, &end);
-  ok = (end == buf + j);
+  *out = strtod(buf, &end);
+  ok = end == buf + j;
   if (buf != local) free(buf);
-  if (!ok) return fail(d, "invalid JSON: bad number");
+  if (!ok) return fail_at(d, "bad number", s);
   return 1;
 }
 
-static int on_null(void *ctx) {
-  Decoder *d = (Decoder *)ctx;
-  d->vtype = V_NULL;
-  return step(d, OP_SCALAR);
-}
-
-static int on_boolean(void *ctx, int b) {
-  Decoder *d = (Decoder *)ctx;
-  d->vtype = b ? V_TRUE : V_FALSE;
-  return step(d, OP_SCALAR);
-}
-
-static int on_number(void *ctx, const char *s, size_t len) {
-  Decoder *d = (Decoder *)ctx;
-  if (parse_integer(s, len, &d->ival)) {
-    d->vtype = V_INT;
+/* A number, by the JSON grammar: -?(0|[1-9][0-9]*)(.[0-9]+)?([eE][+-]?[0-9]+)?
+ * Its first 19 significant digits make `mantissa`, worth mantissa * 10^scale
+ * (digits past them are `dropped`: they only go to strtod). */
+static int parse_number(Decoder *d) {
+  const unsigned char *s = d->p, *q = s, *end = d->end;
+  uint64_t mantissa = 0;
+  int negative = 0, taken = 0, dropped = 0, is_float = 0;
+  long scale = 0;
+  if (q < end && *q == '-') {
+    negative = 1;
+    q++;
+  }
+  if (q >= end) return fail_at(d, "premature EOF", end);
+  if (*q == '0') {
+    q++;
+  } else if (*q >= '1' && *q <= '9') {
+    for (; q < end && *q >= '0' && *q <= '9'; q++) {
+      if (taken < 19) {
+        mantissa = mantissa * 10 + (uint64_t)(*q - '0');
+        taken++;
+      } else {
+        dropped++;
+        scale++;
+      }
+    }
   } else {
-    if (!parse_float(d, s, len, &d->fval)) return 0;
-    d->vtype = V_FLOAT;
+    d->p = q;
+    return unexpected(d);
   }
-  return step(d, OP_SCALAR);
+  if (q < end && *q == '.') {
+    is_float = 1;
+    q++;
+    if (q >= end) return fail_at(d, "premature EOF", end);
+    if (*q < '0' || *q > '9') return fail_at(d, "bad number", q);
+    for (; q < end && *q >= '0' && *q <= '9'; q++) {
+      if (taken < 19) {
+        if (mantissa != 0 || *q != '0') { /* leading zeros are not significant */
+          mantissa = mantissa * 10 + (uint64_t)(*q - '0');
+          taken++;
+        }
+        scale--;
+      } else {
+        dropped++;
+      }
+    }
+  }
+  if (q < end && (*q == 'e' || *q == 'E')) {
+    int exp_negative = 0;
+    long e = 0;
+    is_float = 1;
+    q++;
+    if (q < end && (*q == '+' || *q == '-')) exp_negative = *q++ == '-';
+    if (q >= end) return fail_at(d, "premature EOF", end);
+    if (*q < '0' || *q > '9') return fail_at(d, "bad number", q);
+    for (; q < end && *q >= '0' && *q <= '9'; q++)
+      if (e < 100000) e = e * 10 + (*q - '0');
+    scale += exp_negative ? -e : e;
+  }
+  if (!count_value(d)) return 0;
+  d->p = q;
+  if (!is_float && dropped == 0) { /* at most 19 digits: int64 when within its range */
+    if (!negative && mantissa <= (uint64_t)LUA_MAXINTEGER) {
+      lua_pushinteger(d->L, (lua_Integer)mantissa);
+      return 1;
+    }
+    if (negative && mantissa <= (uint64_t)LUA_MAXINTEGER + 1) {
+      lua_pushinteger(d->L, mantissa == (uint64_t)LUA_MAXINTEGER + 1 ? LUA_MININTEGER : -(lua_Integer)mantissa);
+      return 1;
+    }
+  }
+  {
+    double value;
+#if FLT_EVAL_METHOD == 0 /* one rounding per operation: the fast path is exact */
+    if (dropped == 0 && mantissa <= ((uint64_t)1 << 53) && scale >= -22 && scale <= 22) {
+      value = (double)mantissa;
+      value = scale < 0 ? value / exact_powers[-scale] : value * exact_powers[scale];
+      if (negative) value = -value;
+    } else
+#endif
+    if (!slow_double(d, s, (size_t)(q - s), &value)) {
+      return 0;
+    }
+    lua_pushnumber(d->L, (lua_Number)value);
+  }
+  return 1;
 }
 
-#define HIGH_BITS UINT64_C(0x8080808080808080)
-
-/* Strict UTF-8 (openai_utf8_char) of a string as yajl hands it over, escapes
- * decoded. API text is mostly ASCII, so ASCII is told a word at a time,
- * never byte by byte: 8-byte words, the last one overlapping what was
- * already checked; the byte loop only ever walks up to the next non-ASCII
- * byte, which is then checked in full. */
-static int utf8_valid_words(const unsigned char *s, size_t len) {
-  size_t i = 0, n;
-  uint64_t w;
-  for (;;) {
-    while (len - i >= 8) {
-      memcpy(&w, s + i, sizeof w);
-      if (w & HIGH_BITS) break;
-      i += 8;
-    }
-    if (len - i < 8 && len >= 8) {
-      memcpy(&w, s + len - 8, sizeof w);
-      if ((w & HIGH_BITS) == 0) return 1;
-    }
-    while (i < len && s[i] < 0x80) i++;
-    if (i == len) return 1;
-    n = openai_utf8_char(s + i, len - i);
-    if (n == 0) return 0;
-    i += n;
+static int parse_literal(Decoder *d, const char *word, size_t len) {
+  if ((size_t)(d->end - d->p) < len || memcmp(d->p, word, len) != 0) {
+    const unsigned char *q = d->p;
+    while (q < d->end && (size_t)(q - d->p) < len && *q == (unsigned char)word[q - d->p]) q++;
+    if (q >= d->end) return fail_at(d, "premature EOF", d->end);
+    d->p = q;
+    return unexpected(d);
   }
+  if (!count_value(d)) return 0;
+  d->p += len;
+  if (word[0] == 'n')
+    openai_pushnull(d->L);
+  else
+    lua_pushboolean(d->L, word[0] == 't');
+  return 1;
 }
 
-/* Most strings are short keys: an ASCII one of up to 7 bytes is told by two
- * overlapping 4-byte loads (or three byte probes), without a loop. */
-static int utf8_valid(const unsigned char *s, size_t len) {
-  if (len < 8) {
-    uint32_t h, t;
-    if (len >= 4) {
-      memcpy(&h, s, sizeof h);
-      memcpy(&t, s + len - 4, sizeof t);
-      h |= t;
+/* ---- strings -------------------------------------------------------------- */
+
+/* Bytes a string scan stops at: below 0x20 (an error), '"' (the end),
+ * '\\' (an escape) and 0x80 and above (UTF-8 to check). */
+static const unsigned char stops[256] = {
+  1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1,
+  0, 0, 1, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,
+  0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1, 0, 0, 0,
+  0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,
+  1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1,
+  1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1,
+  1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1,
+  1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1,
+};
+
+/* The first stop byte at or after p, or end. Eight bytes at a time where
+ * the compiler says how to find the lowest flagged byte: the flags below
+ * are exact up to the first stop byte (a borrow only runs upwards, into
+ * later bytes on a little-endian machine). */
+static const unsigned char *find_stop(const unsigned char *p, const unsigned char *end) {
+#if defined(__GNUC__) && defined(__BYTE_ORDER__) && __BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__
+  const uint64_t ones = UINT64_C(0x0101010101010101), highs = UINT64_C(0x8080808080808080);
+  while (end - p >= 8) {
+    uint64_t w, quote, backslash, flags;
+    memcpy(&w, p, sizeof w);
+    quote = w ^ (ones * '"');
+    backslash = w ^ (ones * '\\');
+    flags = (((w - ones * 0x20) & ~w) | ((quote - ones) & ~quote) | ((backslash - ones) & ~backslash) | w) & highs;
+    if (flags != 0) return p + (__builtin_ctzll(flags) >> 3);
+    p += 8;
+  }
+#endif
+  while (p < end && !stops[*p]) p++;
+  return p;
+}
+
+/* Makes room for n more bytes after `used` in the scratch buffer. */
+static void scratch_reserve(Decoder *d, size_t used, size_t n) {
+  lua_State *L = d->L;
+  size_t cap = d->scratch_cap ? d->scratch_cap : 256;
+  unsigned char *grown;
+  if (used + n <= d->scratch_cap) return;
+  while (cap < used + n) cap *= 2;
+  grown = (unsigned char *)lua_newuserdatauv(L, cap, 0);
+  if (used > 0) memcpy(grown, d->scratch, used);
+  lua_replace(L, d->base + SLOT_SCRATCH);
+  d->scratch = grown;
+  d->scratch_cap = cap;
+}
+
+static int hex4(const unsigned char *p, unsigned *out) {
+  unsigned v = 0;
+  int i;
+  for (i = 0; i < 4; i++) {
+    unsigned c = p[i];
+    if (c >= '0' && c <= '9') v = v * 16 + (c - '0');
+    else if ((c | 32) >= 'a' && (c | 32) <= 'f') v = v * 16 + ((c | 32) - 'a' + 10);
+    else return 0;
+  }
+  *out = v;
+  return 1;
+}
+
+/* The escape at d->p (after its backslash) decoded into the scratch buffer
+ * at *used. */
+static int unescape(Decoder *d, size_t *used) {
+  const unsigned char *p = d->p;
+  unsigned cp, low;
+  unsigned char *o;
+  if (p >= d->end) return fail_at(d, "premature EOF", d->end);
+  scratch_reserve(d, *used, 4);
+  o = d->scratch + *used;
+  switch (*p) {
+  case '"': *o = '"'; break;
+  case '\\': *o = '\\'; break;
+  case '/': *o = '/'; break;
+  case 'b': *o = '\b'; break;
+  case 'f': *o = '\f'; break;
+  case 'n': *o = '\n'; break;
+  case 'r': *o = '\r'; break;
+  case 't': *o = '\t'; break;
+  case 'u':
+    if (d->end - p < 5) return fail_at(d, "premature EOF", d->end);
+    if (!hex4(p + 1, &cp)) return fail_at(d, "bad \\u escape", p - 1);
+    if (cp >= 0xDC00 && cp <= 0xDFFF) return fail_at(d, "lone surrogate escape", p - 1);
+    if (cp >= 0xD800 && cp <= 0xDBFF) {
+      if (d->end - p < 11 || p[5] != '\\' || p[6] != 'u' || !hex4(p + 7, &low) || low < 0xDC00 || low > 0xDFFF)
+        return fail_at(d, "lone surrogate escape", p - 1);
+      cp = 0x10000 + ((cp - 0xD800) << 10) + (low - 0xDC00);
+      p += 6;
+    }
+    p += 4;
+    if (cp < 0x80) {
+      o[0] = (unsigned char)cp;
+      *used += 1;
+    } else if (cp < 0x800) {
+      o[0] = (unsigned char)(0xC0 | (cp >> 6));
+      o[1] = (unsigned char)(0x80 | (cp & 0x3F));
+      *used += 2;
+    } else if (cp < 0x10000) {
+      o[0] = (unsigned char)(0xE0 | (cp >> 12));
+      o[1] = (unsigned char)(0x80 | ((cp >> 6) & 0x3F));
+      o[2] = (unsigned char)(0x80 | (cp & 0x3F));
+      *used += 3;
     } else {
-      h = len > 0 ? (uint32_t)(s[0] | s[len / 2] | s[len - 1]) : 0;
+      o[0] = (unsigned char)(0xF0 | (cp >> 18));
+      o[1] = (unsigned char)(0x80 | ((cp >> 12) & 0x3F));
+      o[2] = (unsigned char)(0x80 | ((cp >> 6) & 0x3F));
+      o[3] = (unsigned char)(0x80 | (cp & 0x3F));
+      *used += 4;
     }
-    if ((h & 0x80808080u) == 0) return 1;
+    d->p = p + 1;
+    return 1;
+  default:
+    return fail_at(d, "bad escape", p - 1);
   }
-  return utf8_valid_words(s, len);
+  *used += 1;
+  d->p = p + 1;
+  return 1;
 }
 
-static int on_string(void *ctx, const unsigned char *s, size_t len) {
-  Decoder *d = (Decoder *)ctx;
-  if (!utf8_valid(s, len)) {
-    d->bad_utf8 = 1; /* the message needs yajl's offset: written on return */
-    return 0;
+/* The string at d->p (its opening quote) pushed onto the stack. Without
+ * escapes it is pushed straight from the text; with escapes it is built in
+ * the scratch buffer. */
+static int parse_string(Decoder *d) {
+  const unsigned char *p = d->p + 1, *end = d->end, *run = p;
+  size_t used = 0;
+  int escaped = 0;
+  for (;;) {
+    unsigned char c;
+    p = find_stop(p, end);
+    if (p >= end) return fail_at(d, "premature EOF", end);
+    c = *p;
+    if (c == '"') break;
+    if (c == '\\') {
+      size_t n = (size_t)(p - run);
+      scratch_reserve(d, used, n);
+      if (n > 0) memcpy(d->scratch + used, run, n);
+      used += n;
+      d->p = p + 1;
+      if (!unescape(d, &used)) return 0;
+      p = run = d->p;
+      escaped = 1;
+    } else if (c < 0x20) {
+      return fail_at(d, "control character in string", p);
+    } else {
+      size_t n = openai_utf8_char(p, (size_t)(end - p));
+      if (n == 0) return fail_at(d, "invalid UTF-8 in string", p);
+      p += n;
+    }
   }
-  d->str = (const char *)s;
-  d->len = len;
-  return step(d, OP_STRING);
+  if (escaped) {
+    size_t n = (size_t)(p - run);
+    scratch_reserve(d, used, n);
+    if (n > 0) memcpy(d->scratch + used, run, n);
+    lua_pushlstring(d->L, (const char *)d->scratch, used + n);
+  } else {
+    lua_pushlstring(d->L, (const char *)run, (size_t)(p - run));
+  }
+  d->p = p + 1;
+  return 1;
 }
 
-static int on_key(void *ctx, const unsigned char *s, size_t len) {
-  Decoder *d = (Decoder *)ctx;
-  if (!utf8_valid(s, len)) {
-    d->bad_utf8 = 1;
-    return 0;
+/* ---- containers ----------------------------------------------------------- */
+
+static Frame *push_frame(Decoder *d) {
+  lua_State *L = d->L;
+  if (d->depth >= d->frames_cap) {
+    int cap = d->frames_cap * 2;
+    Frame *grown = (Frame *)lua_newuserdatauv(L, (size_t)cap * sizeof(Frame), 0);
+    memcpy(grown, d->frames, (size_t)d->frames_cap * sizeof(Frame));
+    lua_replace(L, d->base + SLOT_FRAMES);
+    d->frames = grown;
+    d->frames_cap = cap;
   }
-  d->str = (const char *)s;
-  d->len = len;
-  return step(d, OP_KEY);
+  return &d->frames[d->depth++];
 }
 
-static int open_container(Decoder *d, int op) {
+/* Opens an array or object: a slot for its table, filled once its size is
+ * known. */
+static int open_container(Decoder *d, int is_array) {
+  lua_State *L = d->L;
+  Frame *f;
   if (d->depth >= d->max_depth) {
     snprintf(d->err, d->errsize, "JSON nested too deeply (limit %d)", d->max_depth);
     return 0;
   }
-  return step(d, op);
-}
-
-static int on_start_map(void *ctx) {
-  return open_container((Decoder *)ctx, OP_OBJECT);
-}
-
-static int on_start_array(void *ctx) {
-  return open_container((Decoder *)ctx, OP_ARRAY);
-}
-
-static int on_end(void *ctx) {
-  Decoder *d = (Decoder *)ctx;
-  lua_pop(d->L, 2);
-  d->depth--;
-  return 1;
-}
-
-static const yajl_callbacks decode_callbacks = {
-  on_null,
-  on_boolean,
-  NULL, /* yajl_integer: unused, yajl_number gets the raw text */
-  NULL, /* yajl_double */
-  on_number,
-  on_string,
-  on_start_map,
-  on_key,
-  on_end,
-  on_start_array,
-  on_end
-};
-
-static int only_whitespace(const char *s, size_t len) {
-  size_t i;
-  for (i = 0; i < len; i++) {
-    if (s[i] != ' ' && s[i] != '\t' && s[i] != '\n' && s[i] != '\r') return 0;
+  if (!count_value(d)) return 0;
+  /* the table slot, a full batch, and a few to work with */
+  if (!lua_checkstack(L, WAITING + 8)) {
+    snprintf(d->err, d->errsize, "JSON nested too deeply (Lua stack exhausted)");
+    return 0;
   }
+  f = push_frame(d);
+  lua_pushnil(L);
+  f->table = lua_gettop(L);
+  f->is_array = is_array;
+  f->n = 0;
+  f->created = 0;
+  d->p++;
   return 1;
 }
 
-/* "invalid JSON: <yajl's reason> at byte N", one line. */
-static void yajl_failure(Decoder *d, yajl_handle h, const char *text, size_t len,
-                         size_t offset) {
-  unsigned char *msg = yajl_get_error(h, 0, (const unsigned char *)text, len);
-  const char *reason = msg ? (const char *)msg : "parse error";
-  const char *colon = strstr(reason, "error: ");
-  size_t n;
-  if (colon != NULL) reason = colon + 7;
-  n = strcspn(reason, "\r\n");
-  while (n > 0 && (reason[n - 1] == '.' || reason[n - 1] == ' ')) n--;
-  snprintf(d->err, d->errsize, "invalid JSON: %.*s at byte %lu", (int)n, reason,
-           (unsigned long)offset);
-  if (msg != NULL) yajl_free_error(h, msg);
+/* Stores the waiting items of f into its table, creating it sized for them
+ * when it does not exist yet. */
+static void flush(Decoder *d, Frame *f) {
+  lua_State *L = d->L;
+  int waiting = lua_gettop(L) - f->table;
+  if (!f->created) {
+    if (f->is_array) {
+      lua_createtable(L, waiting, 0);
+      lua_pushvalue(L, d->base + SLOT_MT);
+      lua_setmetatable(L, -2);
+    } else {
+      lua_createtable(L, 0, waiting / 2);
+    }
+    lua_replace(L, f->table);
+    f->created = 1;
+  }
+  if (f->is_array) {
+    int i;
+    for (i = waiting; i >= 1; i--) lua_rawseti(L, f->table, f->n + i); /* pops the top */
+    f->n += waiting;
+  } else {
+    int i;
+    /* in order, so that the last of duplicate keys wins */
+    for (i = f->table + 1; i < f->table + waiting; i += 2) {
+      lua_pushvalue(L, i);
+      lua_pushvalue(L, i + 1);
+      lua_rawset(L, f->table);
+    }
+    lua_settop(L, f->table);
+  }
+}
+
+/* ---- the document ---------------------------------------------------------- */
+
+static int parse_value(Decoder *d) {
+  switch (*d->p) {
+  case '"':
+    return count_value(d) && parse_string(d);
+  case 't': return parse_literal(d, "true", 4);
+  case 'f': return parse_literal(d, "false", 5);
+  case 'n': return parse_literal(d, "null", 4);
+  default:
+    if (*d->p == '-' || (*d->p >= '0' && *d->p <= '9')) return parse_number(d);
+    return unexpected(d);
+  }
+}
+
+/* The document at d->p: its value pushed at base + SLOT_FIRST. */
+static int parse_document(Decoder *d) {
+  lua_State *L = d->L;
+  for (;;) {
+    Frame *f;
+    /* a value */
+    skip_ws(d);
+    if (d->p >= d->end) return fail_at(d, "premature EOF", d->end);
+    if (*d->p == '[' || *d->p == '{') {
+      int is_array = *d->p == '[';
+      if (!open_container(d, is_array)) return 0;
+      skip_ws(d);
+      if (d->p < d->end && *d->p == (is_array ? ']' : '}')) {
+        d->p++;
+        flush(d, &d->frames[--d->depth]); /* empty */
+      } else if (!is_array) {
+        goto key;
+      } else {
+        continue;
+      }
+    } else if (!parse_value(d)) {
+      return 0;
+    }
+    /* a complete value is on top: after it, ',' or the end of its container */
+    for (;;) {
+      if (d->depth == 0) return 1;
+      f = &d->frames[d->depth - 1];
+      if (lua_gettop(L) - f->table >= WAITING) flush(d, f);
+      skip_ws(d);
+      if (d->p >= d->end) return fail_at(d, "premature EOF", d->end);
+      if (*d->p == ',') {
+        d->p++;
+        if (f->is_array) break;
+        goto key;
+      }
+      if (*d->p != (f->is_array ? ']' : '}')) return unexpected(d);
+      d->p++;
+      flush(d, f);
+      d->depth--;
+    }
+    continue;
+  key:
+    skip_ws(d);
+    if (d->p >= d->end) return fail_at(d, "premature EOF", d->end);
+    if (*d->p != '"') return unexpected(d);
+    if (!parse_string(d)) return 0;
+    skip_ws(d);
+    if (d->p >= d->end) return fail_at(d, "premature EOF", d->end);
+    if (*d->p != ':') return unexpected(d);
+    d->p++;
+  }
 }
 
 int openai_json_decode(lua_State *L, const char *text, size_t len, int max_depth,
                        size_t max_values, char *err, size_t errsize) {
   Decoder d;
-  yajl_handle h;
-  yajl_status st;
-  const char *dp;
   char spare[1];
-  int complete = 0;
-
   if (err == NULL || errsize == 0) {
     err = spare;
     errsize = sizeof spare;
   }
   err[0] = '\0';
-  memset(&d, 0, sizeof d);
   d.L = L;
+  d.start = d.p = (const unsigned char *)text;
+  d.end = d.start + len;
   d.base = lua_gettop(L);
+  d.depth = 0;
   d.max_depth = max_depth > 0 ? max_depth : OPENAI_JSON_MAX_DEPTH;
+  d.values = 0;
   d.max_values = max_values > 0 ? max_values : OPENAI_JSON_MAX_VALUES;
+  d.frames = d.local;
+  d.frames_cap = LOCAL_FRAMES;
+  d.scratch = NULL;
+  d.scratch_cap = 0;
   d.err = err;
   d.errsize = errsize;
-  dp = nl_langinfo(RADIXCHAR);
-  if (dp != NULL && strcmp(dp, ".") != 0 && strlen(dp) < sizeof d.point) {
-    d.pointlen = strlen(dp);
-    memcpy(d.point, dp, d.pointlen + 1);
-  }
 
-  if (only_whitespace(text, len)) {
-    fail(&d, "invalid JSON: empty input");
+  skip_ws(&d);
+  if (d.p >= d.end) {
+    snprintf(err, errsize, "invalid JSON: empty input");
     return 0;
   }
-
-  /* Everything that may raise happens before yajl_alloc. */
-  luaL_checkstack(L, 16, "JSON decode");
-  luaL_getmetatable(L, OPENAI_ARRAY_MT); /* SLOT_MT */
-  lua_pushnil(L);                        /* SLOT_RESULT */
-
-  h = yajl_alloc(&decode_callbacks, NULL, &d);
-  if (h == NULL) {
-    lua_settop(L, d.base);
-    fail(&d, "cannot decode JSON: not enough memory");
-    return 0;
-  }
-  st = yajl_parse(h, (const unsigned char *)text, len);
-  if (st == yajl_status_ok) {
-    complete = 1;
-    st = yajl_complete_parse(h);
-  }
-  if (st != yajl_status_ok) {
-    /* after yajl_complete_parse the input ended too early: offset = len */
-    size_t offset = complete ? len : yajl_get_bytes_consumed(h);
-    if (st != yajl_status_client_canceled) {
-      yajl_failure(&d, h, text, len, offset);
-    } else if (d.bad_utf8) {
-      /* yajl's offset, here just past the string's closing quote */
-      snprintf(err, errsize, "invalid JSON: invalid UTF-8 in string at byte %lu",
-               (unsigned long)offset);
-    }
-    yajl_free(h);
+  luaL_checkstack(L, WAITING + 8, "JSON decode");
+  lua_rawgetp(L, LUA_REGISTRYINDEX, openai_array_mt_key); /* SLOT_MT */
+  lua_pushnil(L);                                          /* SLOT_SCRATCH */
+  lua_pushnil(L);                                          /* SLOT_FRAMES */
+  if (!parse_document(&d)) {
     lua_settop(L, d.base);
     return 0;
   }
-  yajl_free(h);
-  lua_settop(L, d.base + SLOT_RESULT);
-  lua_remove(L, d.base + SLOT_MT);
+  skip_ws(&d);
+  if (d.p < d.end) {
+    lua_settop(L, d.base);
+    return fail_at(&d, "trailing garbage", d.p);
+  }
+  lua_replace(L, d.base + 1);
+  lua_settop(L, d.base + 1);
   return 1;
 }
 
@@ -459,20 +618,24 @@ int openai_json_decode_lua(lua_State *L) {
   lua_Integer max_depth = luaL_optinteger(L, 2, OPENAI_JSON_MAX_DEPTH);
   lua_Integer max_values = luaL_optinteger(L, 3, (lua_Integer)OPENAI_JSON_MAX_VALUES);
   char err[256];
-  luaL_argcheck(L, max_depth >= 1 && max_depth <= INT_MAX, 2,
-                "max_depth must be a positive integer");
+  luaL_argcheck(L, max_depth >= 1 && max_depth <= INT_MAX, 2, "max_depth must be a positive integer");
   luaL_argcheck(L, max_values >= 1, 3, "max_values must be a positive integer");
 #if LUA_MAXINTEGER > SIZE_MAX
-  if ((lua_Unsigned)max_values > SIZE_MAX) max_values = (lua_Integer)SIZE_MAX; /* no cap */
+  if (max_values > (lua_Integer)SIZE_MAX) max_values = (lua_Integer)SIZE_MAX;
 #endif
-  if (openai_json_decode(L, text, len, (int)max_depth, (size_t)max_values, err, sizeof err))
-    return 1;
+  lua_settop(L, 1);
+  if (openai_json_decode(L, text, len, (int)max_depth, (size_t)max_values, err, sizeof err)) return 1;
   luaL_pushfail(L);
   lua_pushstring(L, err);
   return 2;
 }
 
+/* The registry key of the array metatable besides its name: a light
+ * userdata lookup is cheaper than a string one, once per decode. */
+static const char array_mt_key_storage = 0;
+const void *const openai_array_mt_key = &array_mt_key_storage;
+
 void openai_json_open(lua_State *L) {
   luaL_newmetatable(L, OPENAI_ARRAY_MT);
-  lua_pop(L, 1);
+  lua_rawsetp(L, LUA_REGISTRYINDEX, openai_array_mt_key);
 }

@@ -4,8 +4,8 @@
 #
 #   sh tools/fuzz.sh BUILD_DIR SECONDS TARGET...
 #
-# Dictionaries: fuzz/<target>.dict when present (yajl and Lua are not
-# instrumented, so their grammar comes from there, not from coverage).
+# Dictionaries: fuzz/<target>.dict when present (Lua is not instrumented,
+# and a dictionary finds JSON's tokens sooner than coverage alone).
 # Corpora: BUILD_DIR/corpus/<target> is the working corpus (it grows from
 # run to run; new inputs land there), fuzz/corpus/<target> the seeds and
 # regression inputs kept in git (read only here). A crash, leak, timeout or

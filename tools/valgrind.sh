@@ -27,8 +27,8 @@ rm -rf "$out"
 mkdir -p "$out"
 
 # The finalizer rounds (spec/finalizer_spec.lua) run in a child process of
-# their own: under memcheck too, with their logs beside the suite's. They
-# look for reads of freed memory inside yajl, which ASan cannot see.
+# their own: under memcheck too, with their logs beside the suite's (the
+# asan run loads the instrumented module in them as well).
 OPENAI_SPEC_VALGRIND="valgrind --tool=memcheck --leak-check=full --show-leak-kinds=definite,possible \
   --errors-for-leak-kinds=definite --error-exitcode=99 --num-callers=40 --keep-debuginfo=yes \
   --fullpath-after= --suppressions=$root/tools/valgrind.supp --log-file=$out/memcheck.%p.log"
