@@ -14,13 +14,20 @@
  *
  * The one accepted encode failure: a number too large for a double decodes
  * to +-inf (as strtod gives it), which JSON cannot express, so the encoder
- * refuses it ("cannot encode NaN or infinity"). */
+ * refuses it ("cannot encode NaN or infinity").
+ *
+ * Float text: the encoder writes most floats by exact arithmetic instead of
+ * snprintf; every float of the decoded value, and the doubles whose bits
+ * are the first 16 bytes of the input (with their neighbours), must get
+ * byte for byte the text of the snprintf/strtod reference
+ * (openai_json_float_reference). */
 #include "fuzz_common.h" /* first: feature macros */
 
 #include <math.h>
 #include <string.h>
 
 #include "json.h"
+#include "json_float.h"
 
 static lua_State *L;
 
@@ -29,6 +36,21 @@ int LLVMFuzzerInitialize(int *argc, char ***argv) {
   (void)argv;
   L = fuzz_json_state();
   return 0;
+}
+
+/* The encoder's float text against the snprintf reference. */
+static void check_float_text(double v) {
+  char got[OPENAI_FLOAT_TEXT], want[OPENAI_FLOAT_TEXT], why[3 * OPENAI_FLOAT_TEXT];
+  size_t ngot, nwant;
+  int fast;
+  if (isnan(v) || isinf(v)) return;
+  ngot = openai_json_float_text(v, got, &fast);
+  nwant = openai_json_float_reference(v, want);
+  if (ngot != nwant || memcmp(got, want, ngot) != 0) {
+    snprintf(why, sizeof why, "%a: %.*s (%s) vs reference %.*s", v, (int)ngot, got,
+             fast ? "fast path" : "snprintf", (int)nwant, want);
+    fuzz_fail("float text differs from the reference", why);
+  }
 }
 
 static int is_array(lua_State *S, int idx) {
@@ -78,6 +100,7 @@ static int same(lua_State *S, int a, int b, int depth, char *why, size_t whysize
       if (lua_tointeger(S, a) == lua_tointeger(S, b)) return 1;
     } else {
       lua_Number x = lua_tonumber(S, a), y = lua_tonumber(S, b);
+      check_float_text((double)x);
       if (memcmp(&x, &y, sizeof x) == 0) return 1;
     }
     snprintf(why, whysize, "number %.17g vs %.17g at depth %d", (double)lua_tonumber(S, a),
@@ -137,8 +160,15 @@ static int encode(lua_State *S, int idx) {
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
   char err[256], why[160];
   const char *text1, *text2;
-  size_t len1, len2;
+  size_t len1, len2, i;
 
+  for (i = 0; i + 8 <= size && i < 16; i += 8) {
+    double v;
+    memcpy(&v, data + i, sizeof v);
+    check_float_text(v);
+    check_float_text(nextafter(v, 0));
+    check_float_text(nextafter(v, HUGE_VAL));
+  }
   lua_settop(L, 0);
   if (!openai_json_decode(L, (const char *)data, size, OPENAI_JSON_MAX_DEPTH,
                           OPENAI_JSON_MAX_VALUES, err, sizeof err)) return 0;

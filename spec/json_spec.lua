@@ -647,6 +647,79 @@ describe("json codec", function()
       end
     end)
 
+    -- The float rule written out with string.format and tonumber (both C's
+    -- snprintf and strtod): the first of %.15g/%.16g/%.17g (from %.1g for a
+    -- subnormal) that reads back, ".0" added when it has only digits. The
+    -- encoder computes most floats without snprintf; this pins its text to
+    -- the rule. fuzz/json_roundtrip.c checks the same on what it generates.
+    local function float_rule(v)
+      local text
+      for p = (v ~= 0 and math.abs(v) < 2.2250738585072014e-308) and 1 or 15, 17 do
+        text = string.format("%." .. p .. "g", v)
+        local back = tonumber(text)
+        if math.type(back) == "integer" then back = back + 0.0 end
+        if p == 17 or back == v then break end
+      end
+      if not text:find("[^%d%-]") then text = text .. ".0" end
+      return text
+    end
+
+    local function from_bits(i) return (string.unpack("<d", string.pack("<i8", i))) end
+    local function bits(v) return (string.unpack("<i8", string.pack("<d", v))) end
+
+    it("floats: the same text as snprintf's %.15g/%.16g/%.17g rule", function()
+      local count = 0
+      local function check(v)
+        if v == v and v ~= math.huge and v ~= -math.huge then
+          count = count + 1
+          local want = float_rule(v)
+          local got = encode(v)
+          if got ~= want then
+            error(string.format("%a: encode gives %s, the rule %s", v, got, want))
+          end
+        end
+      end
+      -- powers of ten and of two with their neighbours, both signs
+      for k = -325, 309 do
+        local p = tonumber("1e" .. k)
+        if p ~= 0 and p ~= math.huge then
+          for d = -3, 3 do
+            check(from_bits(bits(p) + d))
+            check(-from_bits(bits(p) + d))
+          end
+        end
+      end
+      for k = -1074, 1023 do
+        local p = 2.0 ^ k
+        for d = -2, 2 do check(from_bits(bits(p) + d)) end
+      end
+      -- around 2^53, integers as floats, 15/16/17 digit boundaries
+      for d = -40, 40 do check(2.0 ^ 53 + d) check(from_bits(bits(2.0 ^ 53) + d)) check(d + 0.0) check(d / 8) end
+      for k = -30, 40 do
+        for _, m in ipairs({ "999999999999999", "9999999999999999", "99999999999999999", "1000000000000001",
+                             "100000000000000001", "1", "5", "123456789012345", "1234567890123456",
+                             "12345678901234567", "9999999999999995", "999999999999999.5" }) do
+          check(tonumber(m .. "e" .. k) + 0.0)
+        end
+      end
+      math.randomseed(20240611)
+      for _ = 1, 20000 do
+        -- short decimals like the API's (-0.0012345678, -1.2159517e-05)
+        local digits = math.random(1, 17)
+        local m = math.random(0, 10 ^ math.min(digits, 15) - 1)
+        if digits > 15 then m = m * 10 ^ (digits - 15) + math.random(0, 10 ^ (digits - 15) - 1) end
+        check(tonumber(string.format("%s%de%d", math.random(2) == 1 and "-" or "", m, math.random(-40, 40))) + 0.0)
+        -- any bit pattern, and the doubles in the range the fast path covers
+        check(from_bits(math.random(math.mininteger, math.maxinteger)))
+        check(from_bits(math.random(0x3E00000000000000, 0x47F0000000000000)))
+        -- subnormals
+        check(from_bits(math.random(1, 0x000FFFFFFFFFFFFF)))
+        -- float32 values, as embeddings often are
+        check((string.unpack("<f", string.pack("<i4", math.random(-0x7F800000, 0x7F7FFFFF)))))
+      end
+      assert.is_true(count > 100000)
+    end)
+
     it("strings: escapes, no '/' escaping, NULs, non-ASCII", function()
       assert.are.equal([["a\"b\\c/d"]], encode('a"b\\c/d'))
       assert.are.equal([["\b\f\n\r\t"]], encode("\b\f\n\r\t"))
@@ -665,6 +738,70 @@ describe("json codec", function()
         assert.are.equal('{"' .. c[2] .. '":"a' .. c[2] .. 'b"}', encode({ [c[2]] = "a" .. c[2] .. "b" }), c[1])
         local long = string.rep("x", 13) .. c[2] .. string.rep("y", 13)
         assert.are.equal(long, decode(encode(long)), c[1])
+      end
+    end)
+
+    -- A reference for strings: valid UTF-8 as it is, '"', '\\' and the
+    -- control characters escaped, DEL not.
+    local SHORT_ESCAPES = { ['"'] = '\\"', ["\\"] = "\\\\", ["\b"] = "\\b", ["\f"] = "\\f",
+                            ["\n"] = "\\n", ["\r"] = "\\r", ["\t"] = "\\t" }
+    local function string_rule(s)
+      return '"' .. s:gsub('[%z\1-\31"\\]', function(c)
+        return SHORT_ESCAPES[c] or string.format("\\u%04x", c:byte())
+      end) .. '"'
+    end
+
+    it("strings: every special byte at every offset of a 24-byte string", function()
+      local specials = { '"', "\\", "\n", "\0", "\1", "\31", "\127", " ", "\xC3\xA9", "\xE2\x80\x94",
+                         "\xF0\x9F\x98\x80", "\xEF\xBF\xBF" }
+      for len = 0, 24 do
+        for pos = 0, len do
+          for _, c in ipairs(specials) do
+            local s = string.rep("a", pos) .. c .. string.rep("b", len - pos)
+            assert.are.equal(string_rule(s), encode(s), bytes(s))
+            local two = c .. string.rep("x", pos) .. c
+            assert.are.equal(string_rule(two), encode(two), bytes(two))
+          end
+          -- and a bad byte there fails, in a value and in a key
+          local bad = string.rep("a", pos) .. "\xff" .. string.rep("b", len - pos)
+          encode_fails(bad, "invalid UTF-8 in string")
+          encode_fails({ [bad] = 1 }, "invalid UTF-8 in object key")
+          local cut = string.rep("a", pos) .. "\xE2\x80"
+          encode_fails({ x = cut }, "invalid UTF-8 in string at x")
+        end
+      end
+    end)
+
+    it("objects and arrays of every size up to 200, in any insertion order", function()
+      math.randomseed(99)
+      for n = 1, 200 do
+        local keys, obj, list, rlist, plain = {}, {}, arr({}), arr({}), {}
+        for i = 1, n do keys[i] = string.format("k%d_%x", i, math.random(0, 0xFFFF)) end
+        for i = 1, n do obj[keys[i]] = i % 3 == 0 and { v = i } or i end
+        for i = 1, n do list[i] = i % 4 == 0 and arr({ i }) or i * 0.5 end
+        for i = n, 1, -1 do rlist[i] = "s" .. i end -- filled backwards: the hash part
+        for i = n, 1, -1 do plain[i] = i end
+        local sorted = {}
+        for i = 1, n do sorted[i] = keys[i] end
+        table.sort(sorted)
+        local parts = {}
+        for i, k in ipairs(sorted) do
+          local v = obj[k]
+          parts[i] = '"' .. k .. '":' .. (type(v) == "table" and '{"v":' .. v.v .. "}" or tostring(v))
+        end
+        assert.are.equal("{" .. table.concat(parts, ",") .. "}", encode(obj))
+        parts = {}
+        for i = 1, n do parts[i] = i % 4 == 0 and "[" .. i .. "]" or float_rule(i * 0.5) end
+        assert.are.equal("[" .. table.concat(parts, ",") .. "]", encode(list))
+        parts = {}
+        for i = 1, n do parts[i] = '"s' .. i .. '"' end
+        assert.are.equal("[" .. table.concat(parts, ",") .. "]", encode(rlist))
+        parts = {}
+        for i = 1, n do parts[i] = tostring(i) end
+        assert.are.equal("[" .. table.concat(parts, ",") .. "]", encode(plain))
+        -- all of them nested in one another
+        local text = encode({ obj = obj, list = arr({ list, rlist, plain, obj }) })
+        assert.are.equal(text, encode(decode(text)))
       end
     end)
 

@@ -9,8 +9,16 @@
  * sequences or stray continuation bytes. '/' is not escaped.
  *
  * Errors are raised with luaL_error from this walker only (no foreign frames
- * on the C stack). The output buffer starts on the C stack and grows into
- * Lua userdata kept in a stack slot, so nothing leaks when we raise.
+ * on the C stack; qsort's comparison never raises). The output buffer starts
+ * on the C stack and grows into Lua userdata kept in a stack slot, so nothing
+ * leaks when we raise.
+ *
+ * Speed: each table is walked once with lua_next, which classifies the keys
+ * (its errors come before any of its values' errors), collects the string
+ * keys for sorting and leaves the first KEEP_MAX key/value pairs on the Lua
+ * stack, so most values are written from there rather than looked up again.
+ * Strings are scanned 8 bytes at a time and copied in runs. Most floats get
+ * snprintf's text by exact arithmetic, without snprintf (float_fast).
  *
  * Mapping:
  *   nil (top level) and openai.null -> null; booleans; integers exactly;
@@ -25,19 +33,37 @@
 #include <float.h>
 #include <langinfo.h> /* nl_langinfo is thread-safe; localeconv is not */
 #include <math.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "json.h"
+#include "json_float.h"
 
 #define OUT_LOCAL  1024
 #define KEYS_LOCAL 64
 #define PATH_SHOWN 16 /* path elements shown in error messages */
+/* A table's key/value pairs stay on the Lua stack from the pass over its
+ * keys, up to KEEP_MAX of them (the values of the others are looked up
+ * again), so the stack grows by at most 2 * KEEP_MAX + 6 slots per level of
+ * nesting, 134 000 at 1000 levels: within Lua's limit of 1 000 000. */
+#define KEEP_MAX   64
+#define KEEP_CHUNK 16
+#define SORT_SMALL 32 /* insertion sort up to this many keys, qsort beyond */
+
+/* encode_table stays out of encode_value, which then stays small for the
+ * scalars that most values are. */
+#if defined(__GNUC__)
+#define NOINLINE __attribute__((noinline))
+#else
+#define NOINLINE
+#endif
 
 typedef struct KeyRef {
   const char *s;
   size_t len;
+  int slot;          /* stack slot of the value, or 0: look it up */
 } KeyRef;
 
 typedef struct Encoder {
@@ -147,90 +173,274 @@ static void put_char(Encoder *e, char c) {
   e->out[e->len++] = c;
 }
 
-/* Writes a JSON string; returns 0 (nothing sensible written) on bad UTF-8. */
+/* 1 for the bytes a string copies as they are: printable ASCII but '"' and
+ * '\\'. Control characters are escaped, bytes from 0x80 checked as UTF-8. */
+static const unsigned char plain_byte[256] = {
+  0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, /* 0x00 */
+  0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, /* 0x10 */
+  1, 1, 0, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, /* 0x20 '"' */
+  1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, /* 0x30 */
+  1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, /* 0x40 */
+  1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 0, 1, 1, 1, /* 0x50 '\\' */
+  1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, /* 0x60 */
+  1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, /* 0x70 */
+  /* 0x80..0xFF: 0 */
+};
+
+#define ONES  UINT64_C(0x0101010101010101)
+#define HIGHS UINT64_C(0x8080808080808080)
+
+/* Nonzero when one of the 8 bytes in w is not a plain_byte (a byte below
+ * 0x20, '"', '\\' or from 0x80 on). Exact per word, whatever the byte order:
+ * each term has a high bit set only if some byte qualifies. */
+static inline uint64_t word_needs_work(uint64_t w) {
+  uint64_t q = w ^ (ONES * '"'), b = w ^ (ONES * '\\');
+  return (((w - ONES * 0x20) & ~w) | ((q - ONES) & ~q) | ((b - ONES) & ~b) | w) & HIGHS;
+}
+
+/* Writes a JSON string; returns 0 (and writes nothing) on bad UTF-8.
+ * Runs of plain bytes are found 8 bytes at a time and copied whole; the
+ * room for the rest of the string is reserved once, and again after each
+ * escape (which may take 6 bytes for 1). */
 static int put_string(Encoder *e, const char *str, size_t len) {
   static const char hex[] = "0123456789abcdef";
-  const unsigned char *s = (const unsigned char *)str;
-  size_t i = 0, run = 0;
-  put_char(e, '"');
-  while (i < len) {
-    unsigned char c = s[i];
-    char esc[6];
-    size_t n;
-    if (c >= 0x20 && c != '"' && c != '\\' && c < 0x80) {
-      i++;
-      continue;
+  const unsigned char *s = (const unsigned char *)str, *end = s + len, *run = s;
+  size_t start = e->len;
+  char *o;
+  reserve(e, len + 2);
+  o = e->out + e->len;
+  *o++ = '"';
+  for (;;) {
+    unsigned char c;
+    while (end - s >= 8) {
+      uint64_t w;
+      memcpy(&w, s, sizeof w);
+      if (word_needs_work(w)) break;
+      s += 8;
     }
+    while (s < end && plain_byte[*s]) s++;
+    if (s == end) break;
+    c = *s;
     if (c >= 0x80) {
-      n = openai_utf8_char(s + i, len - i);
-      if (n == 0) return 0;
-      i += n;
+      size_t n = openai_utf8_char(s, (size_t)(end - s));
+      if (n == 0) {
+        e->len = start;
+        return 0;
+      }
+      s += n;
       continue;
     }
-    put_bytes(e, str + run, i - run);
-    esc[0] = '\\';
-    n = 2;
+    memcpy(o, run, (size_t)(s - run));
+    o += s - run;
+    e->len = (size_t)(o - e->out);
+    reserve(e, (size_t)(end - s) + 6); /* this escape, the rest, the quote */
+    o = e->out + e->len;
+    *o++ = '\\';
     switch (c) {
-    case '"': esc[1] = '"'; break;
-    case '\\': esc[1] = '\\'; break;
-    case '\b': esc[1] = 'b'; break;
-    case '\f': esc[1] = 'f'; break;
-    case '\n': esc[1] = 'n'; break;
-    case '\r': esc[1] = 'r'; break;
-    case '\t': esc[1] = 't'; break;
+    case '"': *o++ = '"'; break;
+    case '\\': *o++ = '\\'; break;
+    case '\b': *o++ = 'b'; break;
+    case '\f': *o++ = 'f'; break;
+    case '\n': *o++ = 'n'; break;
+    case '\r': *o++ = 'r'; break;
+    case '\t': *o++ = 't'; break;
     default:
-      esc[1] = 'u';
-      esc[2] = '0';
-      esc[3] = '0';
-      esc[4] = hex[c >> 4];
-      esc[5] = hex[c & 0xF];
-      n = 6;
+      o[0] = 'u';
+      o[1] = '0';
+      o[2] = '0';
+      o[3] = hex[c >> 4];
+      o[4] = hex[c & 0xF];
+      o += 5;
       break;
     }
-    put_bytes(e, esc, n);
-    run = ++i;
+    run = ++s;
   }
-  put_bytes(e, str + run, len - run);
-  put_char(e, '"');
+  memcpy(o, run, (size_t)(end - run));
+  o += end - run;
+  *o++ = '"';
+  e->len = (size_t)(o - e->out);
   return 1;
 }
 
-static void put_integer(Encoder *e, lua_Integer v) {
-  char buf[24];
-  char *p = buf + sizeof buf;
-  lua_Unsigned u = v < 0 ? (lua_Unsigned)0 - (lua_Unsigned)v : (lua_Unsigned)v;
-  do {
-    *--p = (char)('0' + (int)(u % 10));
-    u /= 10;
-  } while (u != 0);
-  if (v < 0) *--p = '-';
-  put_bytes(e, p, (size_t)(buf + sizeof buf - p));
+static const char digit_pairs[] =
+  "00010203040506070809101112131415161718192021222324252627282930313233343536373839"
+  "40414243444546474849505152535455565758596061626364656667686970717273747576777879"
+  "8081828384858687888990919293949596979899";
+
+/* Writes u in decimal so that it ends just before end; returns its start. */
+static char *decimal_digits(char *end, uint64_t u) {
+  while (u >= 100) {
+    unsigned r = (unsigned)(u % 100);
+    u /= 100;
+    end -= 2;
+    memcpy(end, digit_pairs + 2 * r, 2);
+  }
+  if (u >= 10) {
+    end -= 2;
+    memcpy(end, digit_pairs + 2 * u, 2);
+  } else {
+    *--end = (char)('0' + (int)u);
+  }
+  return end;
 }
 
-static void put_float(Encoder *e, const Frame *f, lua_Number v) {
-  char buf[64];
-  int prec, n = 0;
+static void put_integer(Encoder *e, lua_Integer v) {
+  lua_Unsigned u = v < 0 ? (lua_Unsigned)0 - (lua_Unsigned)v : (lua_Unsigned)v, t = u;
+  size_t n = (size_t)(v < 0) + 1;
+  char *o;
+  while (t >= 10) {
+    t /= 10;
+    n++;
+  }
+  reserve(e, n);
+  o = e->out + e->len;
+  if (v < 0) *o = '-';
+  decimal_digits(o + n, (uint64_t)u);
+  e->len += n;
+}
+
+/* ---- floats -------------------------------------------------------------- */
+
+/* The rule: the first of %.15g, %.16g, %.17g that reads back as v (a
+ * subnormal starts from %.1g), ".0" added when the text has only digits.
+ *
+ * Fast path, exact arithmetic only. With E = floor(log10 |v|) and
+ * s = 14 - E, m = round(|v| * 10^s) has 15 digits. When 0 <= |s| <= 22,
+ * 10^|s| is a double exactly and m < 2^53 is too, so m / 10^s (or m * 10^-s)
+ * is the correctly rounded value of the decimal m*10^-s: it equals |v| just
+ * when that decimal reads back as v. A decimal of at most 15 significant
+ * digits that reads back as v is the one %.15g writes: the interval that
+ * reads back as v is at most one ulp wide, 2^-52 |v| < 2.3 * 10^(E-15), and
+ * two such decimals are at least 10^(E-14) apart (10^(E-15) when one is
+ * below 10^E, but then |v| is within an ulp of 10^E, and the ulp below
+ * 2.3 * 10^(E-16)). And when %.15g reads back, m is that decimal:
+ * |v|*10^s is within 0.12 of it, the product's rounding adds at most 1/16,
+ * so rounding to the nearest integer finds it. So a passing check gives
+ * %.15g's digits, written here as %g writes them (trailing zeros dropped,
+ * exponent form when the exponent X < -4 or X >= 15, two exponent digits at
+ * least); a failing one proves %.15g does not read back, and snprintf starts
+ * at %.16g. fuzz/json_roundtrip.c and spec/json_spec.lua check this against
+ * the snprintf rule. */
+
+static const double pow10_exact[23] = {
+  1e0,  1e1,  1e2,  1e3,  1e4,  1e5,  1e6,  1e7,  1e8,  1e9,  1e10, 1e11,
+  1e12, 1e13, 1e14, 1e15, 1e16, 1e17, 1e18, 1e19, 1e20, 1e21, 1e22,
+};
+
+/* The doubles nearest to 10^-10 .. 10^38, for E: |v| >= pow10_near[E + 10]
+ * except for the one double nearest to 10^E when that is below 10^E,
+ * which the check still passes (m = 10^14 gives it back). */
+static const double pow10_near[49] = {
+  1e-10, 1e-9, 1e-8, 1e-7, 1e-6, 1e-5, 1e-4, 1e-3, 1e-2, 1e-1,
+  1e0,  1e1,  1e2,  1e3,  1e4,  1e5,  1e6,  1e7,  1e8,  1e9,
+  1e10, 1e11, 1e12, 1e13, 1e14, 1e15, 1e16, 1e17, 1e18, 1e19,
+  1e20, 1e21, 1e22, 1e23, 1e24, 1e25, 1e26, 1e27, 1e28, 1e29,
+  1e30, 1e31, 1e32, 1e33, 1e34, 1e35, 1e36, 1e37, 1e38,
+};
+
+#define FAST_EMIN (-8) /* s = 14 - E <= 22 */
+#define FAST_EMAX 36   /* s >= -22 */
+
+/* Writes v's text into buf (>= 32 bytes) and returns its length, or returns
+ * 0 when the fast path does not apply; then *min_prec is the first
+ * precision snprintf needs to try. v is finite. */
+static size_t float_fast(double v, char *buf, int *min_prec) {
+  double a = fabs(v), x, p;
+  uint64_t bits, m;
+  int e2, t, E, s, nd, X, i;
+  char digits[24], *d, *o = buf;
+
+  *min_prec = 15;
+  if (signbit(v)) *o++ = '-';
+  if (a == 0) {
+    memcpy(o, "0.0", 3);
+    return (size_t)(o - buf) + 3;
+  }
+  memcpy(&bits, &a, sizeof bits);
+  e2 = (int)(bits >> 52) - 1023; /* |v| in [2^e2, 2^(e2+1)) */
+  if (e2 < -31 || e2 > 123) return 0;
+  t = e2 * 78913; /* floor(e2 * log10(2)), E or E - 1 */
+  E = t >= 0 ? t >> 18 : -((-t + (1 << 18) - 1) >> 18);
+  if (a >= pow10_near[E + 11]) E++;
+  else if (a < pow10_near[E + 10]) E--;
+  if (E < FAST_EMIN || E > FAST_EMAX) return 0;
+  s = 14 - E;
+  if (s >= 0) {
+    p = pow10_exact[s];
+    x = a * p;
+  } else {
+    p = pow10_exact[-s];
+    x = a / p;
+  }
+  m = (uint64_t)(x + 0.5); /* x < 2^50: x + 0.5 is exact */
+  if (m > UINT64_C(1000000000000000)) return 0;
+  if (s >= 0 ? (double)m / p != a : (double)m * p != a) {
+    *min_prec = 16;
+    return 0;
+  }
+  /* drop trailing zeros (m <= 10^15 has at most 15 of them) */
+  if (m % 100000000 == 0) m /= 100000000, s -= 8;
+  if (m % 10000 == 0) m /= 10000, s -= 4;
+  if (m % 100 == 0) m /= 100, s -= 2;
+  if (m % 10 == 0) m /= 10, s -= 1;
+  d = decimal_digits(digits + sizeof digits, m);
+  nd = (int)(digits + sizeof digits - d);
+  X = nd - 1 - s; /* the decimal exponent %g sees */
+  if (X >= -4 && X < 15) {
+    if (X < 0) {
+      *o++ = '0';
+      *o++ = '.';
+      for (i = -1; i > X; i--) *o++ = '0';
+      memcpy(o, d, (size_t)nd);
+      o += nd;
+    } else if (nd <= X + 1) {
+      memcpy(o, d, (size_t)nd);
+      o += nd;
+      for (i = nd; i <= X; i++) *o++ = '0';
+      *o++ = '.';
+      *o++ = '0';
+    } else {
+      memcpy(o, d, (size_t)X + 1);
+      o += X + 1;
+      *o++ = '.';
+      memcpy(o, d + X + 1, (size_t)(nd - X - 1));
+      o += nd - X - 1;
+    }
+  } else {
+    *o++ = d[0];
+    if (nd > 1) {
+      *o++ = '.';
+      memcpy(o, d + 1, (size_t)nd - 1);
+      o += nd - 1;
+    }
+    *o++ = 'e';
+    *o++ = X < 0 ? '-' : '+';
+    if (X < 0) X = -X;
+    *o++ = (char)('0' + X / 10); /* here |X| < 100 */
+    *o++ = (char)('0' + X % 10);
+  }
+  return (size_t)(o - buf);
+}
+
+/* By snprintf and strtod from precision prec on; point is the locale's
+ * decimal point when it is not "." (else pointlen is 0). Returns 0 when
+ * the text does not fit. */
+static size_t float_printf(double d, char *buf, int prec, const char *point, size_t pointlen) {
+  int n = 0;
   size_t i;
   int integral = 1;
-  double d = (double)v;
-  if (isnan(d) || isinf(d)) encode_error(e, f, "cannot encode NaN or infinity");
   /* snprintf and strtod both use the locale's decimal point; compare first,
    * then turn that point into '.'. */
-  /* A normal double needs 15 to 17 digits, and %.15g already drops trailing
-   * zeros; a subnormal one may need fewer (5e-324), so it starts at 1. */
-  for (prec = (d != 0 && fabs(d) < DBL_MIN) ? 1 : 15; prec <= 17; prec++) {
-    n = snprintf(buf, sizeof buf, "%.*g", prec, d);
+  for (; prec <= 17; prec++) {
+    n = snprintf(buf, OPENAI_FLOAT_TEXT, "%.*g", prec, d);
     if (prec == 17 || strtod(buf, NULL) == d) break;
   }
-  if (n <= 0 || (size_t)n >= sizeof buf - 2) {
-    encode_error(e, f, "cannot format number");
-    return;
-  }
-  if (e->pointlen > 0) {
-    char *p = strstr(buf, e->point);
+  if (n <= 0 || (size_t)n >= OPENAI_FLOAT_TEXT - 2) return 0;
+  if (pointlen > 0) {
+    char *p = strstr(buf, point);
     if (p != NULL) {
       *p = '.';
-      memmove(p + 1, p + e->pointlen, strlen(p + e->pointlen) + 1);
+      memmove(p + 1, p + pointlen, strlen(p + pointlen) + 1);
       n = (int)strlen(buf);
     }
   }
@@ -244,27 +454,80 @@ static void put_float(Encoder *e, const Frame *f, lua_Number v) {
     buf[n++] = '.';
     buf[n++] = '0';
   }
-  put_bytes(e, buf, (size_t)n);
+  return (size_t)n;
+}
+
+/* A normal double needs 15 to 17 digits, and %.15g already drops trailing
+ * zeros; a subnormal one may need fewer (5e-324), so it starts at 1. */
+static int first_precision(double d) {
+  return (d != 0 && fabs(d) < DBL_MIN) ? 1 : 15;
+}
+
+static size_t float_text(double d, char *buf, const char *point, size_t pointlen, int *fast) {
+  int prec;
+  size_t n = float_fast(d, buf, &prec);
+  *fast = n != 0;
+  if (n != 0) return n;
+  if (prec == 15) prec = first_precision(d);
+  return float_printf(d, buf, prec, point, pointlen);
+}
+
+size_t openai_json_float_text(double v, char *buf, int *fast) {
+  return float_text(v, buf, "", 0, fast);
+}
+
+size_t openai_json_float_reference(double v, char *buf) {
+  return float_printf(v, buf, first_precision(v), "", 0);
+}
+
+static void put_float(Encoder *e, const Frame *f, lua_Number v) {
+  double d = (double)v;
+  size_t n;
+  int fast;
+  if (isnan(d) || isinf(d)) encode_error(e, f, "cannot encode NaN or infinity");
+  reserve(e, OPENAI_FLOAT_TEXT);
+  n = float_text(d, e->out + e->len, e->point, e->pointlen, &fast);
+  if (n == 0) encode_error(e, f, "cannot format number");
+  e->len += n;
 }
 
 /* ---- values -------------------------------------------------------------- */
 
 static void encode_value(Encoder *e, int idx, const Frame *parent, int depth);
 
-static int compare_keys(const void *a, const void *b) {
-  const KeyRef *x = (const KeyRef *)a, *y = (const KeyRef *)b;
+/* Bytewise order, a prefix first. */
+static inline int key_cmp(const KeyRef *x, const KeyRef *y) {
   size_t n = x->len < y->len ? x->len : y->len;
-  int c = memcmp(x->s, y->s, n);
+  int c;
+  if (n > 0 && x->s[0] != y->s[0]) return (unsigned char)x->s[0] < (unsigned char)y->s[0] ? -1 : 1;
+  c = memcmp(x->s, y->s, n);
   if (c != 0) return c;
   return x->len < y->len ? -1 : x->len > y->len;
 }
 
-static void keys_reserve(Encoder *e, size_t n) {
+/* For qsort; never raises. */
+static int compare_keys(const void *a, const void *b) {
+  return key_cmp((const KeyRef *)a, (const KeyRef *)b);
+}
+
+static void sort_keys(KeyRef *k, size_t n) {
+  size_t i, j;
+  if (n > SORT_SMALL) {
+    qsort(k, n, sizeof(KeyRef), compare_keys);
+    return;
+  }
+  for (i = 1; i < n; i++) {
+    KeyRef t = k[i];
+    for (j = i; j > 0 && key_cmp(&t, &k[j - 1]) < 0; j--) k[j] = k[j - 1];
+    k[j] = t;
+  }
+}
+
+static void keys_grow(Encoder *e) {
   size_t cap = e->keys_cap;
   KeyRef *p;
-  if (e->keys_cap - e->nkeys >= n) return;
-  if (n > ((size_t)-1) / (4 * sizeof(KeyRef)) - e->nkeys) luaL_error(e->L, "table too large");
-  while (cap - e->nkeys < n) cap *= 2;
+  if (cap > ((size_t)-1) / (4 * sizeof(KeyRef))) luaL_error(e->L, "table too large");
+  cap *= 2;
   p = (KeyRef *)lua_newuserdatauv(e->L, cap * sizeof(KeyRef), 0);
   memcpy(p, e->keys, e->nkeys * sizeof(KeyRef));
   lua_replace(e->L, e->keys_slot);
@@ -272,20 +535,13 @@ static void keys_reserve(Encoder *e, size_t n) {
   e->keys_cap = cap;
 }
 
-static void encode_object(Encoder *e, int idx, Frame *f, size_t nstr, int depth) {
+/* The keys e->keys[base..base+n) were collected with their values. */
+static void encode_object(Encoder *e, int idx, Frame *f, size_t base, size_t n, int depth) {
   lua_State *L = e->L;
-  size_t base = e->nkeys, i;
-  keys_reserve(e, nstr);
-  lua_pushnil(L);
-  while (lua_next(L, idx) != 0) {
-    KeyRef *k = &e->keys[e->nkeys++];
-    lua_pop(L, 1);
-    k->s = lua_tolstring(L, -1, &k->len); /* all keys are strings here */
-  }
-  e->nkeys = base + nstr;
-  qsort(e->keys + base, nstr, sizeof(KeyRef), compare_keys);
+  size_t i;
+  sort_keys(e->keys + base, n);
   put_char(e, '{');
-  for (i = 0; i < nstr; i++) {
+  for (i = 0; i < n; i++) {
     /* e->keys may move when a nested object grows it: index, don't cache */
     const KeyRef k = e->keys[base + i];
     if (i > 0) put_char(e, ',');
@@ -293,16 +549,21 @@ static void encode_object(Encoder *e, int idx, Frame *f, size_t nstr, int depth)
     f->keylen = k.len;
     if (!put_string(e, k.s, k.len)) encode_error(e, f->up, "invalid UTF-8 in object key");
     put_char(e, ':');
-    lua_pushlstring(L, k.s, k.len);
-    lua_rawget(L, idx);
-    encode_value(e, lua_gettop(L), f, depth);
-    lua_pop(L, 1);
+    if (k.slot != 0) {
+      encode_value(e, k.slot, f, depth);
+    } else {
+      lua_pushlstring(L, k.s, k.len);
+      lua_rawget(L, idx);
+      encode_value(e, lua_gettop(L), f, depth);
+      lua_pop(L, 1);
+    }
   }
   put_char(e, '}');
-  e->nkeys = base;
 }
 
-static void encode_array(Encoder *e, int idx, Frame *f, lua_Integer n, int depth) {
+/* Elements 1..kept are on the stack (element i at slot base + 2i). */
+static void encode_array(Encoder *e, int idx, Frame *f, lua_Integer n, int base, lua_Integer kept,
+                         int depth) {
   lua_State *L = e->L;
   lua_Integer i;
   put_char(e, '[');
@@ -310,9 +571,13 @@ static void encode_array(Encoder *e, int idx, Frame *f, lua_Integer n, int depth
   for (i = 1; i <= n; i++) {
     if (i > 1) put_char(e, ',');
     f->index = i;
-    lua_rawgeti(L, idx, i);
-    encode_value(e, lua_gettop(L), f, depth);
-    lua_pop(L, 1);
+    if (i <= kept) {
+      encode_value(e, base + 2 * (int)i, f, depth);
+    } else {
+      lua_rawgeti(L, idx, i);
+      encode_value(e, lua_gettop(L), f, depth);
+      lua_pop(L, 1);
+    }
   }
   put_char(e, ']');
 }
@@ -323,14 +588,14 @@ static void bad_key(Encoder *e, const Frame *parent) {
   encode_error(e, parent, lua_tostring(L, -1));
 }
 
-static void encode_table(Encoder *e, int idx, const Frame *parent, int depth) {
+NOINLINE static void encode_table(Encoder *e, int idx, const Frame *parent, int depth) {
   lua_State *L = e->L;
   const void *self = lua_topointer(L, idx);
   const Frame *a;
   Frame f;
-  int marked = 0;
-  size_t nstr = 0;
-  lua_Integer nint = 0, maxint = 0;
+  int marked = 0, top, kept = 0;
+  size_t nstr = 0, base = e->nkeys;
+  lua_Integer nint = 0, maxint = 0, inorder = 0;
   int badint = 0;
 
   for (a = parent; a != NULL; a = a->up) {
@@ -346,29 +611,53 @@ static void encode_table(Encoder *e, int idx, const Frame *parent, int depth) {
     lua_pop(L, 1);
   }
 
+  /* One pass classifies the keys and collects the string keys. Up to
+   * KEEP_MAX key/value pairs stay on the stack (a copy of the key goes on
+   * for lua_next): those of string keys, and those of integer keys while
+   * they come in order 1, 2, ... Their values are written from there. */
+  top = lua_gettop(L);
   lua_pushnil(L);
   while (lua_next(L, idx) != 0) {
-    lua_pop(L, 1);
-    switch (lua_type(L, -1)) {
-    case LUA_TSTRING:
+    int keep = kept < KEEP_MAX &&
+               (kept % KEEP_CHUNK != 0 || lua_checkstack(L, 2 * KEEP_CHUNK + 4));
+    switch (lua_type(L, -2)) {
+    case LUA_TSTRING: {
+      KeyRef *k;
       nstr++;
+      if (e->nkeys == e->keys_cap) keys_grow(e);
+      k = &e->keys[e->nkeys++];
+      k->s = lua_tolstring(L, -2, &k->len);
+      k->slot = keep ? lua_gettop(L) : 0;
       break;
-    case LUA_TNUMBER:
+    }
+    case LUA_TNUMBER: {
       /* a float key is never integral: Lua 5.4 normalises those to integers */
-      if (lua_isinteger(L, -1)) {
-        lua_Integer k = lua_tointeger(L, -1);
-        nint++;
-        if (k < 1) badint = 1;
-        else if (k > maxint) maxint = k;
-        break;
+      int isint;
+      lua_Integer k = lua_tointegerx(L, -2, &isint);
+      if (!isint) {
+        lua_pop(L, 1);
+        bad_key(e, parent);
       }
-      bad_key(e, parent);
+      nint++;
+      if (k < 1) badint = 1;
+      else if (k > maxint) maxint = k;
+      if (k == inorder + 1 && (lua_Integer)kept == inorder) inorder++;
+      else keep = 0;
       break;
+    }
     default:
+      lua_pop(L, 1);
       bad_key(e, parent);
       break;
     }
+    if (keep) {
+      lua_pushvalue(L, -2);
+      kept++;
+    } else {
+      lua_pop(L, 1);
+    }
   }
+  if (inorder > (lua_Integer)kept) inorder = kept;
 
   f.up = parent;
   f.table = self;
@@ -378,17 +667,19 @@ static void encode_table(Encoder *e, int idx, const Frame *parent, int depth) {
   if (marked) {
     if (nstr > 0) encode_error(e, parent, "array (array_mt) has non-integer keys");
     if (badint || maxint != nint) encode_error(e, parent, "sparse array (keys must be exactly 1..n)");
-    encode_array(e, idx, &f, nint, depth);
+    encode_array(e, idx, &f, nint, top, inorder, depth);
   } else if (nstr == 0 && nint == 0) {
     put_bytes(e, "{}", 2);
   } else if (nstr > 0 && nint > 0) {
     encode_error(e, parent, "table mixes array and object keys");
   } else if (nint > 0) {
     if (badint || maxint != nint) encode_error(e, parent, "sparse array (keys must be exactly 1..n)");
-    encode_array(e, idx, &f, nint, depth);
+    encode_array(e, idx, &f, nint, top, inorder, depth);
   } else {
-    encode_object(e, idx, &f, nstr, depth);
+    encode_object(e, idx, &f, base, nstr, depth);
+    e->nkeys = base;
   }
+  lua_settop(L, top);
 }
 
 static void cannot_encode(Encoder *e, int idx, const Frame *parent) {
