@@ -414,7 +414,7 @@ function M.prepare(state, method, path, query, body, opts)
       return nil, "cannot encode the request body: " .. tostring(encoded):gsub("^[^:]*:%d+: ", ""), "body"
     end
   end
-  local stream = type(body) == "table" and rawget(body, "stream") == true
+  local stream = encoded ~= nil and type(body) == "table" and rawget(body, "stream") == true
   local variant = stream and "stream" or encoded and "json" or "plain"
   local headers, shared_lines = state.headers[variant], nil
   if opts.timeout then
