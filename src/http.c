@@ -30,9 +30,11 @@ int openai_http_global_init(void) {
 static int connection_close(lua_State *L) {
   struct connection *c = luaL_checkudata(L, 1, OPENAI_CONNECTION_MT);
   connection_release(c);
-  if (c->multi == NULL) { /* not deferred: the body may go */
+  if (c->multi == NULL) { /* not deferred: the body and header lines may go */
     lua_pushnil(L);
     lua_setiuservalue(L, 1, BODY_SLOT);
+    lua_pushnil(L);
+    lua_setiuservalue(L, 1, HEADERS_SLOT);
   }
   return 0;
 }
@@ -156,7 +158,7 @@ static int connection_new(lua_State *L) {
   struct connection *c;
   int has_opts = !lua_isnoneornil(L, 1);
   if (has_opts) luaL_checktype(L, 1, LUA_TTABLE);
-  c = lua_newuserdatauv(L, sizeof *c, 1);
+  c = lua_newuserdatauv(L, sizeof *c, 2); /* BODY_SLOT, HEADERS_SLOT */
   memset(c, 0, sizeof *c);
   luaL_setmetatable(L, OPENAI_CONNECTION_MT);
   c->request.conn = c;
@@ -191,15 +193,23 @@ static int finished(const struct transfer *t) {
   return t->done;
 }
 
-/* conn:request(method, url, headers, body|nil, timeout_seconds, decode)
+/* conn:request(method, url, headers, body|nil, timeout_seconds, decode, request_id_only)
  *   -> status, headers, body[, decode_error]
+ *   -> status, false, object, request_id|nil
+ *                           with decode and request_id_only, for a 2xx
+ *                           whose body decodes to a JSON object (the
+ *                           x-request-id value, not the headers table)
  *   -> nil, kind, message   kind: "timeout", "connection", "too_large",
  *                           "config", "fd_limit", "closed" (the connection
- *                           is closed, or was closed during the call) */
+ *                           is closed, or was closed during the call)
+ * headers is a table of "Name: value" lines, never changed once passed:
+ * the next request with the same table reuses the list built from it
+ * (rule 6 of transfer.h). */
 static int connection_request(lua_State *L) {
   struct connection *c = luaL_checkudata(L, 1, OPENAI_CONNECTION_MT);
   struct transfer *t = &c->request;
   int decode = lua_toboolean(L, 7);
+  enum outcome_form form = decode && lua_toboolean(L, 8) ? OUTCOME_RESPONSE_ID : OUTCOME_RESPONSE;
   struct outcome o;
   enum wait_result waited;
   /* A finalizer may close the client at any allocation before this (in
@@ -207,7 +217,7 @@ static int connection_request(lua_State *L) {
   if (c->multi != NULL) connection_account(L, c);
   if (c->multi == NULL) return outcome_push_closed(L, "client");
   if (t->busy) return luaL_error(L, "the connection is busy: a call on it is waiting (a call from a debug hook?)");
-  transfer_prepare(L, t, 2, 0);
+  transfer_prepare(L, t, 2, 0, 1);
   lua_settop(L, 7);
   lua_pushvalue(L, 5);
   lua_setiuservalue(L, 1, BODY_SLOT); /* rule 2: until the transfer stops */
@@ -224,7 +234,7 @@ static int connection_request(lua_State *L) {
   lua_pushnil(L);
   lua_setiuservalue(L, 1, BODY_SLOT); /* libcurl is done with it */
   outcome_take(&o, t);
-  return outcome_push(L, &o, outcome_failed(t) ? OUTCOME_FAILURE : OUTCOME_RESPONSE, decode, t);
+  return outcome_push(L, &o, outcome_failed(t) ? OUTCOME_FAILURE : form, decode, t);
 }
 
 static const luaL_Reg connection_methods[] = {

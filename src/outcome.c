@@ -50,38 +50,88 @@ static void give_back(struct buffer *b, struct buffer *to, int usable) {
 
 /* ---- conversion, inside the protected call ---- */
 
-/* The response headers as a table of lower-case names; repeated headers
- * are joined with ", ". */
-static void push_headers(lua_State *L, const struct buffer *head) {
-  const char *p = head->data ? head->data : "";
-  const char *end = p + head->len;
-  lua_createtable(L, 0, 16);
-  while (p < end) {
+/* One "Name: value" line of a header block: its name, and its value
+ * without the blanks around it. */
+struct header_line {
+  const char *name, *value;
+  size_t name_len, value_len;
+};
+
+/* Reads the next header line from *pos (status lines and lines without a
+ * name are skipped). Returns 0 at the end of the block. */
+static int next_header(const char **pos, const char *end, struct header_line *h) {
+  while (*pos < end) {
+    const char *p = *pos;
     const char *eol = memchr(p, '\n', (size_t)(end - p));
     const char *line_end = eol ? eol : end;
     const char *colon = memchr(p, ':', (size_t)(line_end - p));
+    *pos = eol ? eol + 1 : end;
     if (colon != NULL && colon > p && !(line_end - p >= 5 && memcmp(p, "HTTP/", 5) == 0)) {
       const char *v = colon + 1, *ve = line_end;
-      luaL_Buffer name;
-      const char *n;
       while (v < ve && (*v == ' ' || *v == '\t')) v++;
       while (ve > v && (ve[-1] == '\r' || ve[-1] == ' ' || ve[-1] == '\t')) ve--;
-      luaL_buffinit(L, &name);
-      for (n = p; n < colon; n++) luaL_addchar(&name, (char)((*n >= 'A' && *n <= 'Z') ? *n + 32 : *n));
-      luaL_pushresult(&name);
-      lua_pushvalue(L, -1);
-      if (lua_rawget(L, -3) == LUA_TSTRING) {
-        lua_pushliteral(L, ", ");
-        lua_pushlstring(L, v, (size_t)(ve - v));
-        lua_concat(L, 3);
-      } else {
-        lua_pop(L, 1);
-        lua_pushlstring(L, v, (size_t)(ve - v));
-      }
-      lua_rawset(L, -3);
+      h->name = p;
+      h->name_len = (size_t)(colon - p);
+      h->value = v;
+      h->value_len = (size_t)(ve - v);
+      return 1;
     }
-    p = line_end + 1;
   }
+  return 0;
+}
+
+static char ascii_lower(char c) {
+  return (char)((c >= 'A' && c <= 'Z') ? c + 32 : c);
+}
+
+/* Pushes a header's value, or appends it to the value on top of the stack:
+ * repeated headers are joined with ", ". */
+static void push_value(lua_State *L, const struct header_line *h, int append) {
+  if (append) lua_pushliteral(L, ", ");
+  lua_pushlstring(L, h->value, h->value_len);
+  if (append) lua_concat(L, 3);
+}
+
+/* The response headers as a table of lower-case names. */
+static void push_headers(lua_State *L, const struct buffer *head) {
+  const char *p = head->data ? head->data : "";
+  const char *end = p + head->len;
+  struct header_line h;
+  lua_createtable(L, 0, 16);
+  while (next_header(&p, end, &h)) {
+    luaL_Buffer name;
+    size_t i;
+    luaL_buffinit(L, &name);
+    for (i = 0; i < h.name_len; i++) luaL_addchar(&name, ascii_lower(h.name[i]));
+    luaL_pushresult(&name);
+    lua_pushvalue(L, -1);
+    if (lua_rawget(L, -3) == LUA_TSTRING) {
+      push_value(L, &h, 1);
+    } else {
+      lua_pop(L, 1);
+      push_value(L, &h, 0);
+    }
+    lua_rawset(L, -3);
+  }
+}
+
+/* The value of the x-request-id header (as push_headers would have it),
+ * or nil. */
+static void push_request_id(lua_State *L, const struct buffer *head) {
+  static const char wanted[] = "x-request-id";
+  const char *p = head->data ? head->data : "";
+  const char *end = p + head->len;
+  struct header_line h;
+  int found = 0;
+  while (next_header(&p, end, &h)) {
+    size_t i;
+    if (h.name_len != sizeof wanted - 1) continue;
+    for (i = 0; i < h.name_len && ascii_lower(h.name[i]) == wanted[i]; i++) {}
+    if (i < h.name_len) continue;
+    push_value(L, &h, found);
+    found = 1;
+  }
+  if (!found) lua_pushnil(L);
 }
 
 /* Copies a libcurl message with the user part of every "user@host" made
@@ -156,19 +206,34 @@ static void push_failure(lua_State *L, struct outcome *o) {
 }
 
 /* With decode, a non-empty body is parsed as JSON; when that fails the raw
- * text comes with the reason. */
-static void push_response(lua_State *L, struct outcome *o, int decode) {
+ * text comes with the reason. With id_only, a 2xx body that decodes to a
+ * JSON object (a table without metatable) comes as status, false, object,
+ * request id. */
+static void push_response(lua_State *L, struct outcome *o, int decode, int id_only) {
   char err[256];
+  int object = 0;
   lua_pushinteger(L, o->status);
-  push_headers(L, &o->head);
   if (decode && o->body.len > 0) {
-    if (openai_json_decode(L, o->body.data, o->body.len, OPENAI_JSON_MAX_DEPTH, o->max_response_values, err, sizeof err))
-      return;
-    lua_pushlstring(L, o->body.data, o->body.len);
-    lua_pushstring(L, err);
-    return;
+    if (openai_json_decode(L, o->body.data, o->body.len, OPENAI_JSON_MAX_DEPTH, o->max_response_values, err, sizeof err)) {
+      if (lua_type(L, -1) == LUA_TTABLE) {
+        object = !lua_getmetatable(L, -1); /* arrays have one */
+        if (!object) lua_pop(L, 1);
+      }
+    } else {
+      lua_pushlstring(L, o->body.data, o->body.len);
+      lua_pushstring(L, err);
+    }
+  } else {
+    lua_pushlstring(L, o->body.data ? o->body.data : "", o->body.len);
   }
-  lua_pushlstring(L, o->body.data ? o->body.data : "", o->body.len);
+  if (id_only && object && o->status >= 200 && o->status < 300) {
+    lua_pushboolean(L, 0);
+    lua_insert(L, 2); /* in place of the headers */
+    push_request_id(L, &o->head);
+  } else {
+    push_headers(L, &o->head);
+    lua_insert(L, 2); /* after the status */
+  }
 }
 
 static int convert(lua_State *L) {
@@ -182,7 +247,7 @@ static int convert(lua_State *L) {
     lua_pushinteger(L, o->status);
     push_headers(L, &o->head);
     break;
-  default: push_response(L, o, decode); break;
+  default: push_response(L, o, decode, form == OUTCOME_RESPONSE_ID); break;
   }
   return lua_gettop(L);
 }

@@ -135,7 +135,7 @@ int openai_stream_open(lua_State *L) {
   t->next_stream = c->streams;
   c->streams = t;
   c->open_streams++;
-  transfer_prepare(L, t, 2, 1);
+  transfer_prepare(L, t, 2, 1, 0);
   lua_pushvalue(L, 5);
   lua_setiuservalue(L, stream_index, BODY_SLOT); /* rule 2: for the stream's life */
   if (!transfer_start(t)) return luaL_error(L, "cannot start the transfer");

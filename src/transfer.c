@@ -218,6 +218,7 @@ void transfer_release(struct transfer *t) {
   }
   curl_slist_free_all(t->headers);
   t->headers = NULL;
+  t->headers_from = NULL;
   buffer_free(&t->body);
   buffer_free(&t->head);
   event_queue_clear(&t->events);
@@ -244,11 +245,18 @@ static int is_token(const char *s) {
 }
 
 /* Reads the array of "Name: value" lines at idx into t->headers. Lines with
- * CR, LF or NUL never reach the wire. */
-static void load_headers(lua_State *L, struct transfer *t, int idx) {
-  lua_Integer i, n = (lua_Integer)lua_rawlen(L, idx);
+ * CR, LF or NUL never reach the wire. With owner (the Connection at that
+ * index owns t), the list built from a table is kept while the table stays
+ * anchored in HEADERS_SLOT, and the same table next time reuses it
+ * (rule 6). */
+static void load_headers(lua_State *L, struct transfer *t, int idx, int owner) {
+  lua_Integer i, n;
+  const void *from = lua_topointer(L, idx);
+  if (owner != 0 && t->headers != NULL && from == t->headers_from) return;
   curl_slist_free_all(t->headers);
   t->headers = NULL;
+  t->headers_from = NULL;
+  n = (lua_Integer)lua_rawlen(L, idx);
   for (i = 1; i <= n + 1; i++) {
     struct curl_slist *grown;
     const char *line = "Expect:"; /* no 100-continue round trip for bodies */
@@ -263,6 +271,11 @@ static void load_headers(lua_State *L, struct transfer *t, int idx) {
     if (i <= n) lua_pop(L, 1);
     if (grown == NULL) luaL_error(L, "out of memory");
     t->headers = grown;
+  }
+  if (owner != 0) { /* anchored before anything can collect it: it is on the stack */
+    lua_pushvalue(L, idx);
+    lua_setiuservalue(L, owner, HEADERS_SLOT);
+    t->headers_from = from;
   }
 }
 
@@ -293,7 +306,7 @@ static long timeout_ms(lua_State *L, int idx) {
   return (long)ceil(seconds * 1000.0);
 }
 
-void transfer_prepare(lua_State *L, struct transfer *t, int first, int streaming) {
+void transfer_prepare(lua_State *L, struct transfer *t, int first, int streaming, int owner) {
   size_t method_len, url_len, body_len = 0;
   const char *method = luaL_checklstring(L, first, &method_len);
   const char *url = luaL_checklstring(L, first + 1, &url_len);
@@ -307,7 +320,7 @@ void transfer_prepare(lua_State *L, struct transfer *t, int first, int streaming
   luaL_argcheck(L, strlen(url) == url_len && strpbrk(url, "\r\n") == NULL, first + 1, "URL contains CR, LF or NUL");
   /* A transfer left running by an interrupted call ends here. */
   transfer_stop(t);
-  load_headers(L, t, first + 2);
+  load_headers(L, t, first + 2, owner);
   set_method(t, method, body, body_len);
   if (curl_easy_setopt(t->easy, CURLOPT_URL, url) != CURLE_OK) luaL_error(L, "libcurl rejected the URL");
   curl_easy_setopt(t->easy, CURLOPT_HTTPHEADER, t->headers);

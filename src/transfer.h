@@ -12,8 +12,9 @@
  * 1. Memory. The connection's transfer lives inside the Connection userdata,
  *    a stream's transfer is the Stream userdata; every buffer, header list
  *    and queued event hangs off a transfer and is freed by transfer_release
- *    (close(), __gc, __close, or the next request). A Lua error raised while
- *    a request is prepared therefore leaks nothing.
+ *    (close(), __gc, __close), or by the next request (which may keep the
+ *    header list: rule 6). A Lua error raised while a request is prepared
+ *    therefore leaks nothing.
  * 2. Request bodies. libcurl reads the body from the Lua string the caller
  *    passed (CURLOPT_POSTFIELDS, no copy). The userdata that owns the
  *    transfer anchors that string in its user value BODY_SLOT from the
@@ -42,6 +43,17 @@
  *    the C functions allocate (reading arguments, growing the stack,
  *    accounting memory to the GC); each such point comes before the
  *    transfer is touched, and the state is checked again after it.
+ * 6. Request header lists. A transfer's list of request headers (a
+ *    curl_slist) is its own (rule 1), built from the caller's table of
+ *    lines. The connection's request transfer keeps its list for the next
+ *    request that passes the very same table (`headers_from`, its address):
+ *    the Connection anchors that table in its user value HEADERS_SLOT from
+ *    the moment the list is built from it until another table replaces it
+ *    there or close() clears it, and headers_from is cleared whenever the
+ *    list is freed. So a match is that table, alive: no other table can
+ *    have its address meanwhile. The caller never changes a table once
+ *    passed (the Lua layer passes its shared lines, immutable, or a fresh
+ *    table). A stream's transfer builds its list once and keeps no table.
  */
 #ifndef OPENAI_TRANSFER_H
 #define OPENAI_TRANSFER_H
@@ -56,6 +68,8 @@
 /* User values of the userdata that own transfers. */
 #define BODY_SLOT 1       /* the request body being sent (rule 2) */
 #define CONNECTION_SLOT 2 /* streams: the connection, kept alive */
+#define HEADERS_SLOT 2    /* connections: the table of header lines of
+                           * the request transfer's list (rule 6) */
 
 struct connection;
 
@@ -63,6 +77,8 @@ struct transfer {
   CURL *easy; /* NULL once released */
   struct connection *conn;
   struct curl_slist *headers; /* request headers */
+  const void *headers_from;   /* the anchored table they were built from
+                               * (rule 6), or NULL */
   struct buffer body;         /* response body (a 2xx stream's goes to `sse`) */
   struct buffer head;         /* header block of the final response */
   struct event_queue events;  /* decoded SSE events not yet read */
@@ -131,8 +147,11 @@ int transfer_init_from(struct transfer *t, struct connection *conn);
 /* Reads method, url, headers table, body and timeout from the Lua stack
  * (raising on bad arguments; allocations stay owned by t) and sets them on
  * the easy handle. The arguments start at index first. The caller anchors
- * the body string (rule 2) before starting. */
-void transfer_prepare(lua_State *L, struct transfer *t, int first, int streaming);
+ * the body string (rule 2) before starting. With owner, the stack index of
+ * the Connection that owns t, the header list is kept for the next request
+ * that passes the same table, which is anchored there (rule 6); 0 builds
+ * it afresh. */
+void transfer_prepare(lua_State *L, struct transfer *t, int first, int streaming, int owner);
 int transfer_start(struct transfer *t);
 void transfer_stop(struct transfer *t);    /* removes it from the multi handle */
 void transfer_release(struct transfer *t); /* frees everything; idempotent */
@@ -180,8 +199,11 @@ void outcome_take(struct outcome *o, struct transfer *t);
  * number of values pushed; raises the conversion's error after cleaning up.
  *   OUTCOME_FAILURE   nil, kind, message
  *   OUTCOME_HEAD      status, headers
- *   OUTCOME_RESPONSE  status, headers, body[, decode error]  (body decoded as JSON when decode) */
-enum outcome_form { OUTCOME_FAILURE, OUTCOME_HEAD, OUTCOME_RESPONSE };
+ *   OUTCOME_RESPONSE  status, headers, body[, decode error]  (body decoded as JSON when decode)
+ *   OUTCOME_RESPONSE_ID  the same, but a 2xx whose body decodes to a JSON
+ *                     object comes without the headers, with its
+ *                     x-request-id value: status, false, object, request_id|nil */
+enum outcome_form { OUTCOME_FAILURE, OUTCOME_HEAD, OUTCOME_RESPONSE, OUTCOME_RESPONSE_ID };
 int outcome_push(lua_State *L, struct outcome *o, enum outcome_form form, int decode, struct transfer *reuse);
 /* Whether a finished transfer failed (as opposed to having a response). */
 int outcome_failed(const struct transfer *t);

@@ -101,25 +101,39 @@ local function header_set(set, name, value)
 end
 
 local function header_copy(set)
-  local copy = { order = {}, lines = {} }
-  for i, key in ipairs(set.order) do
-    copy.order[i] = key
-    copy.lines[key] = set.lines[key]
+  local order, lines, from_order, from_lines = {}, {}, set.order, set.lines
+  for i = 1, #from_order do
+    local key = from_order[i]
+    order[i] = key
+    lines[key] = from_lines[key]
   end
-  return copy
+  return { order = order, lines = lines }
 end
 
 local function header_lines(set)
-  local out = {}
-  for _, key in ipairs(set.order) do
-    local line = set.lines[key]
+  local out, n, order, lines = {}, 0, set.order, set.lines
+  for i = 1, #order do
+    local key = order[i]
+    local line = lines[key]
+    if not line and key == "accept" then
+      line = "Accept:" -- stop libcurl from adding its own Accept
+    end
     if line then
-      out[#out + 1] = line
-    elseif key == "accept" then
-      out[#out + 1] = "Accept:" -- stop libcurl from adding its own Accept
+      n = n + 1
+      out[n] = line
     end
   end
   return out
+end
+
+-- The layers a call starts from, by what it sends: "plain" (no body),
+-- "json" (a JSON body) or "stream" (a JSON body asking for a stream).
+local function header_variants(headers)
+  local json, stream = header_copy(headers), header_copy(headers)
+  header_set(stream, "Accept", "text/event-stream")
+  header_set(stream, "Content-Type", "application/json")
+  header_set(json, "Content-Type", "application/json")
+  return { plain = headers, json = json, stream = stream }
 end
 
 -- OPENAI_CUSTOM_HEADERS: "Name: value" lines.
@@ -263,7 +277,12 @@ function M.new_state(opts)
     base_url = base_url,
     timeout = timeout,
     max_retries = max_retries,
-    headers = headers,
+    -- Immutable from here on: the header layers of each variant, and the
+    -- lines sent by calls without headers or timeout of their own, by
+    -- variant and attempt, built on first use (see attempt_lines).
+    headers = header_variants(headers),
+    shared_lines = { plain = {}, json = {}, stream = {} },
+    base = url.split_base(base_url),
     default_query = opts.default_query,
     connection = connection,
     max_response_values = opts.max_response_values,
@@ -367,50 +386,82 @@ end
 ---------------------------------------------------------------------------
 -- The request pipeline
 
+-- The options of a call that passed none (never written to).
+local NO_OPTIONS = {}
+
 -- Prepares a call: everything that can fail on bad input fails here,
 -- before any byte is sent. Returns the prepared call, or nil, a message and
 -- which argument is to blame: "body" or "options".
 function M.prepare(state, method, path, query, body, opts)
   local problem = M.check_call_options(opts)
   if problem then return nil, problem, "options" end
-  opts = opts or {}
-  local params = {}
-  merge_query(params, state.default_query)
-  merge_query(params, query)
-  merge_query(params, opts.query)
-  local ok, text = pcall(url.query_string, params)
-  if not ok then return nil, text, "options" end
+  opts = opts or NO_OPTIONS
+  local text, default_query = nil, state.default_query
+  if query ~= nil or opts.query ~= nil or (default_query ~= nil and next(default_query) ~= nil) then
+    local params = {}
+    merge_query(params, default_query)
+    merge_query(params, query)
+    merge_query(params, opts.query)
+    local ok
+    ok, text = pcall(url.query_string, params)
+    if not ok then return nil, text, "options" end
+  end
   local encoded
   if body ~= nil then
+    local ok
     ok, encoded = pcall(core.json_encode, body)
     if not ok then
       return nil, "cannot encode the request body: " .. tostring(encoded):gsub("^[^:]*:%d+: ", ""), "body"
     end
   end
-  local headers = header_copy(state.headers)
-  local stream = type(body) == "table" and rawget(body, "stream") == true
-  if stream then header_set(headers, "Accept", "text/event-stream") end
-  if encoded then header_set(headers, "Content-Type", "application/json") end
-  if opts.timeout then header_set(headers, "X-Stainless-Timeout", ("%d"):format(math.floor(math.min(opts.timeout, 2^53)))) end
+  local stream = encoded ~= nil and type(body) == "table" and rawget(body, "stream") == true
+  local variant = stream and "stream" or encoded and "json" or "plain"
+  local headers, shared_lines = state.headers[variant], nil
+  if opts.timeout then
+    headers = header_copy(headers)
+    header_set(headers, "X-Stainless-Timeout", ("%d"):format(math.floor(math.min(opts.timeout, 2^53))))
+  elseif opts.headers == nil then
+    shared_lines = state.shared_lines[variant]
+  end
   return {
     method = method,
-    url = url.join(state.base_url, path, text),
+    url = url.join_split(state.base, path, text),
     body = encoded,
     stream = stream,
     headers = headers,
+    shared_lines = shared_lines,
     call_headers = opts.headers,
     timeout = opts.timeout or state.timeout,
     max_retries = opts.max_retries and math.tointeger(opts.max_retries) or state.max_retries,
   }
 end
 
-local function attempt_headers(call, attempt)
-  local headers = header_copy(call.headers)
+local function build_lines(set, attempt, call_headers)
+  local headers = header_copy(set)
   header_set(headers, "X-Stainless-Retry-Count", attempt)
-  if call.call_headers then
-    for name, value in pairs(call.call_headers) do header_set(headers, name, value) end
+  if call_headers then
+    for name, value in pairs(call_headers) do header_set(headers, name, value) end
   end
   return header_lines(headers)
+end
+
+-- Attempts whose shared lines are kept: a retry budget beyond this is
+-- spent in waits anyway.
+local MAX_SHARED_ATTEMPT = 16
+
+-- The header lines of one attempt. Those of a call without headers or
+-- timeout of its own depend only on the client, the variant and the
+-- attempt: they are built once and shared by every such call, and never
+-- changed afterwards (the C core reuses what it built from the same table).
+local function attempt_lines(call, attempt)
+  local shared = call.shared_lines
+  if shared == nil then return build_lines(call.headers, attempt, call.call_headers) end
+  local lines = shared[attempt]
+  if lines == nil then
+    lines = build_lines(call.headers, attempt, nil)
+    if attempt <= MAX_SHARED_ATTEMPT then shared[attempt] = lines end
+  end
+  return lines
 end
 
 local function success(status, headers, body, decode_error)
@@ -429,11 +480,11 @@ end
 local RETRYABLE = { connection = true, timeout = true }
 
 local function exchange(connection, call, retries)
-  local headers = attempt_headers(call, retries)
+  local headers = attempt_lines(call, retries)
   if call.stream then
     return connection:stream(call.method, call.url, headers, call.body, call.timeout)
   end
-  return connection:request(call.method, call.url, headers, call.body, call.timeout, true)
+  return connection:request(call.method, call.url, headers, call.body, call.timeout, true, true)
 end
 
 -- Sends a prepared call with retries. Returns the decoded object (or a
@@ -446,7 +497,9 @@ function M.send(state, call)
     -- A finalizer may close the client between attempts (during the wait
     -- or the collection below): the call ends, it does not raise.
     if state.closed then return nil, errors.aborted("the client was closed") end
-    local status, headers, body, decode_error = exchange(state.connection, call, retries)
+    -- detail: the body's decode error; in conn:request's short form of a
+    -- JSON object (headers == false), its request id.
+    local status, headers, body, detail = exchange(state.connection, call, retries)
     local err, retryable
     if status == nil then
       local kind, cause = headers, body
@@ -459,8 +512,9 @@ function M.send(state, call)
         err, retryable, headers = errors.failure(kind, cause), RETRYABLE[kind], nil
       end
     elseif status >= 200 and status < 300 then
+      if headers == false then return object.attach(body, detail) end
       if call.stream then return Stream.new(body, status, headers, state.max_response_values) end
-      return success(status, headers, body, decode_error)
+      return success(status, headers, body, detail)
     else
       err, retryable = errors.from_response(status, headers, body), should_retry(status, headers)
     end

@@ -15,12 +15,16 @@ local object_mt = {
 -- Marks a decoded JSON object (a table without metatable) as returned by
 -- the request `request_id`.
 function object.attach(value, request_id)
-  if getmetatable(value) == nil then setmetatable(value, object_mt) end
   request_ids[value] = request_id
-  return value
+  return setmetatable(value, object_mt)
 end
 
--- For values with a metatable of their own (pages): the id to expose.
+-- For values with a metatable of their own (pages): the id to expose, set
+-- and read.
+function object.set_request_id(value, request_id)
+  request_ids[value] = request_id
+end
+
 function object.request_id(value)
   return request_ids[value]
 end

@@ -20,7 +20,7 @@ local page_mt = {
 -- Turns a decoded list object into a page. `fetch(after)` requests the
 -- next page (it keeps the original query and sets `after`).
 function Page.wrap(list, request_id, fetch)
-  object.attach(setmetatable(list, page_mt), request_id)
+  object.set_request_id(setmetatable(list, page_mt), request_id)
   fetchers[list] = fetch
   return list
 end

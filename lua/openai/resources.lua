@@ -5,6 +5,8 @@ local client_core = require("openai.client")
 local Page = require("openai.page")
 local url = require("openai.url")
 
+local prepare, send = client_core.prepare, client_core.send
+
 local resources = {}
 
 -- Method shapes: args lists the positional arguments before `opts`.
@@ -36,28 +38,32 @@ local function check_id(name, value)
   return nil
 end
 
-local function build_path(template, ids)
-  local i = 0
-  return (template:gsub("{}", function()
-    i = i + 1
-    return url.encode_path_param(ids[i])
-  end))
+-- A path template split once at its `{}`s: the literal pieces around the
+-- path parameters ("/a/{}/b" -> { "/a/", "/b" }).
+local function compile_path(template)
+  local pieces = {}
+  for piece in (template .. "{}"):gmatch("(.-){}") do pieces[#pieces + 1] = piece end
+  return pieces
 end
 
--- A function for one declared method. `get_state` returns the client state
--- (it may build the default client, or raise for a closed one).
-local function method_function(name, spec, get_state)
-  local n_args = #spec.args
+-- A function for one declared method, callable with a dot or a colon (a
+-- colon call passes `namespace` first; it is dropped). `get_state` returns
+-- the client state (it may build the default client, or raise for a
+-- closed one). Methods take at most two arguments before `opts`, passed
+-- as plain parameters: no table per call.
+local function method_function(name, spec, get_state, namespace)
+  local kinds, n_args, method, pieces = spec.args, #spec.args, spec.method, compile_path(spec.path)
+  assert(n_args <= 2, "a method takes at most two arguments before its options")
   -- Which argument a problem found by prepare() is reported against.
   local blame = { options = n_args + 1 }
-  for i, kind in ipairs(spec.args) do
-    if kind == "body" then blame.body = i end
+  for i = 1, n_args do
+    if kinds[i] == "body" then blame.body = i end
   end
-  return function(...)
-    local args = table.pack(...)
-    local ids, body, query = {}, nil, nil
-    for i, kind in ipairs(spec.args) do
-      local value = args[i]
+  local function invoke(a1, a2, a3)
+    local path, n_ids, body, query = pieces[1], 0, nil, nil
+    for i = 1, n_args do
+      local kind, value = kinds[i], a2
+      if i == 1 then value = a1 end
       if kind == "body" then
         if type(value) ~= "table" then
           error(("bad argument #%d to '%s' (params must be a table)"):format(i, name), 2)
@@ -71,42 +77,44 @@ local function method_function(name, spec, get_state)
       else
         local problem = check_id(kind, value)
         if problem then error(("bad argument #%d to '%s' (%s)"):format(i, name, problem), 2) end
-        ids[#ids + 1] = value
+        n_ids = n_ids + 1
+        path = path .. url.encode_path_param(value) .. pieces[n_ids + 1]
       end
     end
+    local opts = a3
+    if n_args == 0 then opts = a1 elseif n_args == 1 then opts = a2 end
     local state = get_state(2)
-    local path, opts = build_path(spec.path, ids), args[n_args + 1]
-    local call, problem, culprit = client_core.prepare(state, spec.method, path, query, body, opts)
+    local call, problem, culprit = prepare(state, method, path, query, body, opts)
     if not call then error(("bad argument #%d to '%s' (%s)"):format(blame[culprit], name, problem), 2) end
-    if not spec.page then return client_core.send(state, call) end
+    if not spec.page then return send(state, call) end
     local function fetch(prepared)
-      local result, err = client_core.send(state, prepared)
+      local result, err = send(state, prepared)
       if result == nil then return nil, err end
       local request_id = result._request_id
       return Page.wrap(result, request_id, function(after)
         local next_query = {}
         for key, value in pairs(query or {}) do next_query[key] = value end
         next_query.after = after
-        return fetch(assert(client_core.prepare(get_state(2), spec.method, path, next_query, nil, opts)))
+        return fetch(assert(prepare(get_state(2), method, path, next_query, nil, opts)))
       end)
     end
     return fetch(call)
   end
+  local is_namespace = { [namespace] = true } -- a raw test, as rawequal, without a call
+  return function(a1, a2, a3, a4)
+    if is_namespace[a1] then return invoke(a2, a3, a4) end
+    return invoke(a1, a2, a3)
+  end
 end
 
--- Builds the namespace tables for `tree`. A colon call passes the namespace
--- itself first; it is dropped, so both call styles work.
+-- Builds the namespace tables for `tree`.
 function resources.bind(get_state, tree, prefix)
   tree = tree or resources.tree
   prefix = prefix or ""
   local namespace = {}
   for key, spec in pairs(tree) do
     if spec.method then
-      local call = method_function(prefix .. key, spec, get_state)
-      namespace[key] = function(first, ...)
-        if rawequal(first, namespace) then return call(...) end
-        return call(first, ...)
-      end
+      namespace[key] = method_function(prefix .. key, spec, get_state, namespace)
     else
       namespace[key] = resources.bind(get_state, spec, prefix .. key .. ".")
     end

@@ -11,6 +11,7 @@ end
 -- Path parameters keep A-Z a-z 0-9 - . _ ~ ! $ & ' ( ) * + , ; = : @ and
 -- percent-encode every other byte (so "/" -> %2F, "%" -> %25, "?" -> %3F).
 function url.encode_path_param(value)
+  if value:find("^[%w%-%._~!%$&'%(%)%*%+,;=:@]*$") then return value end -- nothing to encode
   return (value:gsub("[^%w%-%._~!%$&'%(%)%*%+,;=:@]", percent))
 end
 
@@ -88,18 +89,34 @@ function url.query_string(params)
   return table.concat(out, "&")
 end
 
--- base .. path with one slash dropped when both have it; a query in the
--- base URL is kept and put after the path.
-function url.join(base, path, query)
+-- A base URL split once: what comes before its query, the same without
+-- a trailing slash, and its query ("" for none; a fragment is dropped).
+function url.split_base(base)
   local base_path, base_query = base:match("^([^?#]*)%??([^#]*)")
-  if base_path:sub(-1) == "/" and path:sub(1, 1) == "/" then
-    base_path = base_path:sub(1, -2)
+  local trimmed = base_path
+  if base_path:sub(-1) == "/" then trimmed = base_path:sub(1, -2) end
+  return { path = base_path, trimmed = trimmed, query = base_query }
+end
+
+-- base .. path with one slash dropped when both have it; a query in the
+-- base URL is kept and put after the path. `base` is what split_base made
+-- of the base URL.
+function url.join_split(base, path, query)
+  local prefix = base.path
+  if prefix ~= base.trimmed and path:sub(1, 1) == "/" then prefix = base.trimmed end
+  local joined = prefix .. path
+  local base_query = base.query
+  if query == nil or query == "" then
+    if base_query == "" then return joined end
+    return joined .. "?" .. base_query
   end
-  local queries = {}
-  if base_query ~= "" then queries[#queries + 1] = base_query end
-  if query ~= nil and query ~= "" then queries[#queries + 1] = query end
-  if #queries == 0 then return base_path .. path end
-  return base_path .. path .. "?" .. table.concat(queries, "&")
+  if base_query == "" then return joined .. "?" .. query end
+  return joined .. "?" .. base_query .. "&" .. query
+end
+
+-- The same for a base URL given as text.
+function url.join(base, path, query)
+  return url.join_split(url.split_base(base), path, query)
 end
 
 -- A URL without its userinfo: everything between "://" (or the start,
