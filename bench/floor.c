@@ -3,11 +3,15 @@
  * One easy handle, reused (keep-alive), GETs URL again and again for SECONDS;
  * the write callback appends the body to a buffer that is reused. With
  * --yajl the body is also parsed by yajl (callbacks that count values):
- * libcurl + a JSON parse and nothing of Lua, the second anchor.
+ * libcurl + a JSON parse and nothing of Lua, the second anchor. With
+ * --headers FILE every request also carries the header lines of FILE (one
+ * a line: the ones the client sends, see bench/client_headers.lua), so the
+ * cost of sending them shows apart from the client's own.
  *
- *   build/bench/floor URL SECONDS [--yajl]
- *   build/bench/floor URL -n CALLS [--yajl]   (a fixed number of calls, for
- *                                             tools/bench-callgrind.sh)
+ *   build/bench/floor URL SECONDS [--yajl] [--headers FILE]
+ *   build/bench/floor URL -n CALLS [--yajl] [--headers FILE]
+ *                                  (a fixed number of calls, for
+ *                                   tools/bench-callgrind.sh)
  *
  * Prints one line for tools/bench.sh:
  *   RESULT <calls> <wall seconds> <process CPU seconds> <body bytes>
@@ -78,12 +82,27 @@ static long parse(const struct body *b) {
   return st == yajl_status_ok ? values : -1;
 }
 
+/* The header lines of a file, one a line, as a libcurl list. */
+static struct curl_slist *read_headers(const char *path) {
+  struct curl_slist *list = NULL;
+  char line[8192];
+  FILE *f = fopen(path, "r");
+  if (f == NULL) return NULL;
+  while (fgets(line, sizeof line, f) != NULL) {
+    line[strcspn(line, "\r\n")] = '\0';
+    if (line[0] != '\0') list = curl_slist_append(list, line);
+  }
+  fclose(f);
+  return list;
+}
+
 int main(int argc, char **argv) {
   CURL *curl;
   struct body b = { NULL, 0, 0 };
+  struct curl_slist *headers = NULL;
   double limit = 0, wall0, cpu0, wall, cpu;
   long calls = 0, count = 0, status = 0, values = 0;
-  int with_yajl, arg = 2;
+  int with_yajl = 0, arg = 2;
   CURLcode rc;
 
   if (argc >= 4 && strcmp(argv[2], "-n") == 0) {
@@ -93,9 +112,21 @@ int main(int argc, char **argv) {
     limit = atof(argv[2]);
     arg = 3;
   }
-  with_yajl = argc == arg + 1 && strcmp(argv[arg], "--yajl") == 0;
-  if (argc < 3 || argc != arg + with_yajl || (count == 0 && limit <= 0)) {
-    fprintf(stderr, "usage: %s URL SECONDS|-n CALLS [--yajl]\n", argv[0]);
+  for (; arg < argc; arg++) {
+    if (strcmp(argv[arg], "--yajl") == 0) {
+      with_yajl = 1;
+    } else if (strcmp(argv[arg], "--headers") == 0 && arg + 1 < argc) {
+      headers = read_headers(argv[++arg]);
+      if (headers == NULL) {
+        fprintf(stderr, "floor: no headers in %s\n", argv[arg]);
+        return 2;
+      }
+    } else {
+      break;
+    }
+  }
+  if (argc < 3 || arg != argc || (count == 0 && limit <= 0)) {
+    fprintf(stderr, "usage: %s URL SECONDS|-n CALLS [--yajl] [--headers FILE]\n", argv[0]);
     return 2;
   }
   if (curl_global_init(CURL_GLOBAL_DEFAULT) != CURLE_OK) return 1;
@@ -105,6 +136,7 @@ int main(int argc, char **argv) {
   curl_easy_setopt(curl, CURLOPT_WRITEFUNCTION, on_data);
   curl_easy_setopt(curl, CURLOPT_WRITEDATA, &b);
   curl_easy_setopt(curl, CURLOPT_NOSIGNAL, 1L);
+  if (headers != NULL) curl_easy_setopt(curl, CURLOPT_HTTPHEADER, headers);
 
   /* One call to warm up and to check the answer. */
   rc = curl_easy_perform(curl);
@@ -139,6 +171,7 @@ int main(int argc, char **argv) {
   if (with_yajl && values % calls != 0) fprintf(stderr, "floor: %ld values in %ld calls?\n", values, calls);
   free(b.data);
   curl_easy_cleanup(curl);
+  curl_slist_free_all(headers);
   curl_global_cleanup();
   return 0;
 }

@@ -12,9 +12,11 @@ local path, date, machine, versions, commit, cpu, seconds = table.unpack(arg, 1,
 local CLIENTS = {
   { key = "floor", label = "floor: libcurl, C, no decode" },
   { key = "floor+yajl", label = "libcurl + yajl parse, C" },
+  { key = "floor+headers", label = "floor sending the client's request headers, C" },
   { key = "openai", label = "**openai** `retrieve` (Lua 5.4)" },
   { key = "socket.http", label = "socket.http + lua-cjson (Lua 5.4)", cjson = true },
   { key = "lua-curl", label = "lua-curl + lua-cjson (Lua 5.1)", cjson = true },
+  { key = "lua-curl+headers", label = "lua-curl + lua-cjson sending the client's request headers (Lua 5.1)", cjson = true },
 }
 local BODIES = {
   { key = "small", label = "golden `chatcmpl-abc123`, 766 B", goal = "floor" },
@@ -133,6 +135,18 @@ for _, body in ipairs(BODIES) do
     print(format("By CPU time (1 / (client + nginx CPU per call), unaffected by other load on the CPU), %s: %s.",
       body.goal == "floor" and format("× floor (%s/s)", count(cpu_floor))
         or format("× %s (%s/s)", cpu_best_name, count(cpu_best)), concat(parts, ", ")))
+  end
+  -- The client sends more request headers than the bare anchors: the same
+  -- anchors sending the same headers compare like with like.
+  local o, fh, lh = stats.openai, stats["floor+headers"], stats["lua-curl+headers"]
+  if o and (fh or lh) then
+    local parts = {}
+    if fh then parts[#parts + 1] = format("%.2f× the floor sending them (%.2f× by CPU time)", o.ops / fh.ops,
+      o.cpu_rate / fh.cpu_rate) end
+    if lh then parts[#parts + 1] = format("%.2f× lua-curl + lua-cjson sending them (%.2f× by CPU time)",
+      o.ops / lh.ops, o.cpu_rate / lh.cpu_rate) end
+    print()
+    print("With the client's request headers on both sides, openai is " .. concat(parts, " and ") .. ".")
   end
   -- The server must not be the bottleneck: the floor clearly ahead of every
   -- Lua client, and nginx's own CPU per request well below a call's.

@@ -10,9 +10,13 @@
 #      floor       build/bench/floor (bench/floor.c): libcurl alone, one easy
 #                  handle, no decode; the least a client can do per call
 #      floor+yajl  the same, and the body parsed by yajl (no Lua)
+#      floor+headers  the floor sending the request headers this client
+#                  sends (bench/client_headers.lua): what they cost libcurl
+#                  and nginx, apart from the client's own work
 #      openai      bench/retrieve_bench.lua: client.chat.completions.retrieve
 #      socket.http bench/http_socket.lua: LuaSocket + lua-cjson, Lua 5.4
 #      lua-curl    bench/http_luacurl.lua: Lua-cURL + lua-cjson, Lua 5.1
+#      lua-curl+headers  the same, sending this client's request headers
 #    nginx and every client on one CPU (taskset -c $BENCH_CPU), so the other
 #    core and its noise help or hurt no client more than another; $BENCH_ROUNDS
 #    interleaved rounds (every client in turn, the order rotated each round)
@@ -49,16 +53,20 @@ if ! lua5.1 -e 'require("curl") require("cjson") require("socket")' 2>/dev/null;
   have_luacurl=no
   echo "(lua-curl + lua-cjson for Lua 5.1 not found: that anchor is left out)" >&2
 fi
-client_names="floor floor+yajl openai socket.http lua-curl"
-[ "$have_luacurl" = yes ] || client_names="floor floor+yajl openai socket.http"
+client_names="floor floor+yajl floor+headers openai socket.http lua-curl lua-curl+headers"
+[ "$have_luacurl" = yes ] || client_names="floor floor+yajl floor+headers openai socket.http"
+HEADERS=$OUT/client-headers.txt
+lua5.4 bench/client_headers.lua > "$HEADERS" || { echo "cannot read the client's request headers" >&2; exit 1; }
 
 run_client() { # name url completion-id expected-id
   case "$1" in
     floor) taskset -c "$CPU" "$OUT/floor" "$2" "$SECONDS_PER_RUN" ;;
     floor+yajl) taskset -c "$CPU" "$OUT/floor" "$2" "$SECONDS_PER_RUN" --yajl ;;
+    floor+headers) taskset -c "$CPU" "$OUT/floor" "$2" "$SECONDS_PER_RUN" --headers "$HEADERS" ;;
     openai) taskset -c "$CPU" lua5.4 bench/retrieve_bench.lua "$NGINX_BASE" "$3" "$SECONDS_PER_RUN" ;;
     socket.http) taskset -c "$CPU" lua5.4 bench/http_socket.lua "$2" "$SECONDS_PER_RUN" "$4" ;;
     lua-curl) taskset -c "$CPU" lua5.1 bench/http_luacurl.lua "$2" "$SECONDS_PER_RUN" "$4" ;;
+    lua-curl+headers) taskset -c "$CPU" lua5.1 bench/http_luacurl.lua "$2" "$SECONDS_PER_RUN" "$4" "$HEADERS" ;;
   esac
 }
 
