@@ -356,6 +356,21 @@ describe("json codec", function()
       decode_fails([["\u12G4"]], nil)
     end)
 
+    -- Short strings come from a cache of the strings seen before, chosen by
+    -- length and first and last bytes: strings alike in those must differ.
+    it("tells apart short strings that share their length and ends", function()
+      local a, b = "aaaaaaaaXaaaaaaaa", "aaaaaaaaYaaaaaaaa"
+      for _ = 1, 3 do
+        local t = decode('{"' .. a .. '":"' .. b .. '","' .. b .. '":"' .. a .. '","x":["abc","abd","ab","a\\u0062c"]}')
+        assert.are.equal(b, t[a])
+        assert.are.equal(a, t[b])
+        assert.are.same({ "abc", "abd", "ab", "abc" }, t.x)
+      end
+      local long = string.rep("z", 24) .. "1"
+      assert.are.equal(long, decode('"' .. long .. '"'))
+      assert.are.equal(long:sub(1, 24), decode('"' .. long:sub(1, 24) .. '"'))
+    end)
+
     it("passes non-ASCII text through", function()
       local s = "\xE2\x80\x94 \xE6\x97\xA5\xE6\x9C\xAC \xF0\x9F\x98\x80 \xE2\x80\xA8 \x7F"
       assert.are.equal(s, decode('"' .. s .. '"'))

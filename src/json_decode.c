@@ -32,9 +32,15 @@
  * the batch is full, into a table created with room for them; so most
  * objects and arrays are never rehashed while they are filled.
  *
+ * Short strings repeat from one response to the next (keys, "assistant",
+ * "stop"...): a cache of the lua_State (STRING_CACHE entries, kept in the
+ * registry) maps their bytes to the Lua strings made for them, so a string
+ * seen before is pushed without Lua hashing and interning it again.
+ *
  * Stack layout (base = top on entry):
  *   base+1  array metatable       base+2  scratch buffer (userdata) or nil
  *   base+3  frames (userdata) or nil, once the local frames are not enough
+ *   base+4  the string cache's strings (a table)
  *   then, per open container, a slot for its table (nil until created)
  *   followed by its waiting items (for objects: key, value, key, value...).
  */
@@ -52,7 +58,22 @@
 #define SLOT_MT      1
 #define SLOT_SCRATCH 2
 #define SLOT_FRAMES  3
-#define SLOT_FIRST   4 /* the top-level value */
+#define SLOT_STRINGS 4
+#define SLOT_FIRST   5 /* the top-level value */
+
+/* The string cache: entry i holds the bytes of the string at index i + 1 of
+ * its table. Only strings of 1 to STRING_CACHE_MAX bytes are cached. */
+#define STRING_CACHE 256
+#define STRING_CACHE_MAX 24
+
+struct string_cache {
+  struct {
+    unsigned char len; /* 0: empty */
+    char bytes[STRING_CACHE_MAX];
+  } entries[STRING_CACHE];
+};
+
+static const char cache_key = 0, cache_strings_key = 0;
 
 /* Stack slots of items (array elements, or keys and values) a container
  * keeps waiting before they go into its table. */
@@ -76,6 +97,7 @@ typedef struct Decoder {
   int frames_cap;
   unsigned char *scratch;
   size_t scratch_cap;
+  struct string_cache *cache;
   char *err;
   size_t errsize;
   Frame local[LOCAL_FRAMES];
@@ -383,6 +405,36 @@ static int unescape(Decoder *d, size_t *used) {
   return 1;
 }
 
+/* Pushes s[0..len): from the string cache when it was seen before, else a
+ * new Lua string, which then takes the cache entry. The entry is chosen by
+ * the length and the first and last bytes, read as two words. */
+static void push_string(Decoder *d, const unsigned char *s, size_t len) {
+  lua_State *L = d->L;
+  uint64_t head = 0, tail = 0;
+  unsigned slot;
+  if (len == 0 || len > STRING_CACHE_MAX) {
+    lua_pushlstring(L, (const char *)s, len);
+    return;
+  }
+  if (len >= 8) {
+    memcpy(&head, s, 8);
+    memcpy(&tail, s + len - 8, 8);
+  } else {
+    size_t i;
+    for (i = 0; i < len; i++) head = head << 8 | s[i];
+  }
+  slot = (unsigned)(((head * UINT64_C(0x9E3779B97F4A7C15)) ^ (tail * UINT64_C(0xC2B2AE3D27D4EB4F)) ^ len) >> 56);
+  if (d->cache->entries[slot].len == len && memcmp(d->cache->entries[slot].bytes, s, len) == 0) {
+    lua_rawgeti(L, d->base + SLOT_STRINGS, (lua_Integer)slot + 1);
+    return;
+  }
+  lua_pushlstring(L, (const char *)s, len); /* may run a finalizer: the entry is set after */
+  lua_pushvalue(L, -1);
+  lua_rawseti(L, d->base + SLOT_STRINGS, (lua_Integer)slot + 1);
+  memcpy(d->cache->entries[slot].bytes, s, len);
+  d->cache->entries[slot].len = (unsigned char)len;
+}
+
 /* The string at d->p (its opening quote) pushed onto the stack. Without
  * escapes it is pushed straight from the text; with escapes it is built in
  * the scratch buffer. */
@@ -417,9 +469,9 @@ static int parse_string(Decoder *d) {
     size_t n = (size_t)(p - run);
     scratch_reserve(d, used, n);
     if (n > 0) memcpy(d->scratch + used, run, n);
-    lua_pushlstring(d->L, (const char *)d->scratch, used + n);
+    push_string(d, d->scratch, used + n);
   } else {
-    lua_pushlstring(d->L, (const char *)run, (size_t)(p - run));
+    push_string(d, run, (size_t)(p - run));
   }
   d->p = p + 1;
   return 1;
@@ -598,6 +650,10 @@ int openai_json_decode(lua_State *L, const char *text, size_t len, int max_depth
   lua_rawgetp(L, LUA_REGISTRYINDEX, openai_array_mt_key); /* SLOT_MT */
   lua_pushnil(L);                                          /* SLOT_SCRATCH */
   lua_pushnil(L);                                          /* SLOT_FRAMES */
+  lua_rawgetp(L, LUA_REGISTRYINDEX, &cache_strings_key);   /* SLOT_STRINGS */
+  lua_rawgetp(L, LUA_REGISTRYINDEX, &cache_key);
+  d.cache = (struct string_cache *)lua_touserdata(L, -1);
+  lua_pop(L, 1);
   if (!parse_document(&d)) {
     lua_settop(L, d.base);
     return 0;
@@ -636,6 +692,12 @@ static const char array_mt_key_storage = 0;
 const void *const openai_array_mt_key = &array_mt_key_storage;
 
 void openai_json_open(lua_State *L) {
+  struct string_cache *cache;
   luaL_newmetatable(L, OPENAI_ARRAY_MT);
   lua_rawsetp(L, LUA_REGISTRYINDEX, openai_array_mt_key);
+  cache = (struct string_cache *)lua_newuserdatauv(L, sizeof *cache, 0);
+  memset(cache, 0, sizeof *cache);
+  lua_rawsetp(L, LUA_REGISTRYINDEX, &cache_key);
+  lua_createtable(L, STRING_CACHE, 0);
+  lua_rawsetp(L, LUA_REGISTRYINDEX, &cache_strings_key);
 }
