@@ -7,7 +7,6 @@
 -- Prints "RESULT <calls> <wall seconds> <process CPU seconds>".
 local curl = require("curl")
 local cjson = require("cjson")
-local socket = require("socket")
 
 local url, seconds, expected, headers_file = arg[1], tonumber(arg[2]), arg[3], arg[4]
 if not (url and seconds and expected) then
@@ -15,7 +14,7 @@ if not (url and seconds and expected) then
   os.exit(2)
 end
 
-local gettime, clock, concat = socket.gettime, os.clock, table.concat
+local concat = table.concat
 local decode = cjson.decode
 
 local chunks, n = {}, 0
@@ -54,13 +53,4 @@ if status ~= 200 or first.id ~= expected then
   error("bad response: HTTP " .. tostring(status) .. ", id " .. tostring(first.id))
 end
 
-local calls = 0
-local wall0, cpu0 = gettime(), clock()
-local wall
-repeat
-  call()
-  calls = calls + 1
-  wall = gettime() - wall0
-until wall >= seconds
-local cpu = clock() - cpu0
-print(("RESULT %d %.6f %.6f"):format(calls, wall, cpu))
+require("bench.timed")(call, seconds)

@@ -4,7 +4,6 @@
 -- body; checks the first answer's id.
 --   lua5.4 bench/http_socket.lua URL SECONDS EXPECTED_ID
 -- Prints "RESULT <calls> <wall seconds> <process CPU seconds>".
-local socket = require("socket")
 local http = require("socket.http")
 local ltn12 = require("ltn12")
 local cjson = require("cjson")
@@ -15,7 +14,7 @@ if not (url and seconds and expected) then
   os.exit(2)
 end
 
-local gettime, clock, concat = socket.gettime, os.clock, table.concat
+local concat = table.concat
 local request, sink_table, decode = http.request, ltn12.sink.table, cjson.decode
 local headers = { authorization = "Bearer sk-bench-0123456789", accept = "application/json" }
 
@@ -29,13 +28,4 @@ end
 local first = call()
 if first.id ~= expected then error("bad response: id " .. tostring(first.id)) end
 
-local calls = 0
-local wall0, cpu0 = gettime(), clock()
-local wall
-repeat
-  call()
-  calls = calls + 1
-  wall = gettime() - wall0
-until wall >= seconds
-local cpu = clock() - cpu0
-print(("RESULT %d %.6f %.6f"):format(calls, wall, cpu))
+require("bench.timed")(call, seconds)

@@ -8,8 +8,6 @@ package.cpath = "build/?.so;" .. package.cpath
 package.path = "lua/?.lua;lua/?/init.lua;./?.lua;" .. package.path
 
 local openai = require("openai")
-local gettime = require("socket").gettime
-local clock = os.clock
 
 local base_url, id, seconds = arg[1], arg[2], tonumber(arg[3])
 if not (base_url and id and seconds) then
@@ -25,14 +23,7 @@ if first == nil or math.type(first.seed) ~= "integer" or first.seed ~= 494411682
   error("bad response: seed " .. tostring(first and first.seed))
 end
 
-local calls = 0
-local wall0, cpu0 = gettime(), clock()
-local wall
-repeat
+require("bench.timed")(function()
   if retrieve(id) == nil then error("no response") end
-  calls = calls + 1
-  wall = gettime() - wall0
-until wall >= seconds
-local cpu = clock() - cpu0
-print(("RESULT %d %.6f %.6f"):format(calls, wall, cpu))
+end, seconds)
 client:close()
