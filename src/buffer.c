@@ -23,16 +23,6 @@ int buffer_append(struct buffer *b, const char *src, size_t n) {
   return 1;
 }
 
-void buffer_consume(struct buffer *b, size_t n) {
-  if (n >= b->len) {
-    b->len = 0;
-  } else {
-    memmove(b->data, b->data + n, b->len - n);
-    b->len -= n;
-  }
-  if (b->data) b->data[b->len] = '\0';
-}
-
 void buffer_reset(struct buffer *b, size_t keep) {
   if (b->cap > keep) {
     buffer_free(b);

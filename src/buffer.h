@@ -16,9 +16,6 @@ struct buffer {
  * out, leaving the buffer as it was. */
 int buffer_append(struct buffer *b, const char *src, size_t n);
 
-/* Drops the first n bytes (n <= len). */
-void buffer_consume(struct buffer *b, size_t n);
-
 /* Forgets the content; keeps the memory unless it grew beyond keep bytes,
  * so one huge response does not pin its memory for the client's life. */
 void buffer_reset(struct buffer *b, size_t keep);

@@ -10,9 +10,6 @@
 #include "json.h"
 #include "transfer.h"
 
-/* Buffers larger than this are freed rather than handed back for reuse. */
-#define KEEP_BUFFER_BYTES (256 * 1024)
-
 int outcome_failed(const struct transfer *t) {
   return t->result != CURLE_OK || t->out_of_memory || t->too_large || !t->headers_done;
 }

@@ -16,8 +16,6 @@
 #include "transfer.h"
 
 #define MAX_HEADER_BYTES (256 * 1024)
-/* Buffers larger than this are released after each response. */
-#define KEEP_BUFFER_BYTES (256 * 1024)
 /* A stream stops reading from the network while this much is unread, and
  * reads again once it is down to the low mark. */
 #define EVENT_QUEUE_PAUSE_BYTES (256 * 1024)

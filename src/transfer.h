@@ -71,6 +71,10 @@
 #define HEADERS_SLOT 2    /* connections: the table of header lines of
                            * the request transfer's list (rule 6) */
 
+/* A transfer's buffers larger than this are freed after each response
+ * rather than kept for the next one. */
+#define KEEP_BUFFER_BYTES (256 * 1024)
+
 struct connection;
 
 struct transfer {
