@@ -3,8 +3,22 @@
 # `make bench-callgrind`, `make install PREFIX=DIR` (LuaRocks tree layout).
 # Debian packages only.
 
+# LUA picks the runtime: lua5.1, lua5.2, lua5.3, lua5.4 (default) or luajit
+# (Debian's luajit or OpenResty's luajit2: the same C API). Each has its own
+# pkg-config name, LuaRocks version directory and build directory:
+# build/openai/core.so for lua5.4, build/<LUA>/openai/core.so otherwise.
 LUA         ?= lua5.4
-LUA_VERSION := 5.4
+runtime_version = $(if $(filter luajit,$(1)),5.1,$(patsubst lua%,%,$(1)))
+LUA_VERSION := $(call runtime_version,$(LUA))
+ifeq ($(filter lua5.1 lua5.2 lua5.3 lua5.4 luajit,$(LUA)),)
+$(error LUA must be one of lua5.1 lua5.2 lua5.3 lua5.4 luajit, not '$(LUA)')
+endif
+LUA_PC      := $(LUA)
+# Lua 5.1, 5.2 and LuaJIT get the 5.3 C API from Debian's lua-compat53-dev,
+# whose header sits beside Lua 5.1's and 5.2's. -isystem: its code is not ours
+# to warn about, and it is searched after LuaJIT's own lua.h.
+COMPAT53_DIR = $(if $(filter lua5.2,$(LUA)),/usr/include/lua5.2,/usr/include/lua5.1)
+COMPAT53_CFLAGS = $(if $(filter lua5.1 lua5.2 luajit,$(LUA)),-isystem $(COMPAT53_DIR))
 PREFIX      ?= /usr/local
 LUADIR      ?= $(PREFIX)/share/lua/$(LUA_VERSION)
 LIBDIR      ?= $(PREFIX)/lib/lua/$(LUA_VERSION)
@@ -15,14 +29,14 @@ OPT         ?= -O2 -g
 WARN        := -std=c99 -Wall -Wextra -Wpedantic -Werror -Wshadow \
                -Wstrict-prototypes -Wmissing-prototypes -Wcast-qual -Wformat=2
 # Deferred (=) so that `make deps` can install pkg-config files first.
-DEP_CFLAGS   = $(shell $(PKG_CONFIG) --cflags lua5.4 libcurl)
+DEP_CFLAGS   = $(shell $(PKG_CONFIG) --cflags $(LUA_PC) libcurl) $(COMPAT53_CFLAGS)
 DEP_LIBS     = $(shell $(PKG_CONFIG) --libs libcurl) -lm -pthread
 ALL_CFLAGS   = $(OPT) $(WARN) -fPIC -fvisibility=hidden $(DEP_CFLAGS) $(CFLAGS)
 SAN_FLAGS   ?=
 
 # BUILD can be overridden (`make BUILD=build/asan ...`): the sanitizer
 # targets below build their own copies of the module there.
-BUILD   ?= build
+BUILD   ?= $(if $(filter lua5.4,$(LUA)),build,build/$(LUA))
 SOURCES := $(wildcard src/*.c)
 OBJECTS := $(SOURCES:src/%.c=$(BUILD)/obj/%.o)
 MODULE  := $(BUILD)/openai/core.so
@@ -30,7 +44,13 @@ LUA_MODULES := $(wildcard lua/openai/*.lua)
 
 DEBIAN_PACKAGES := make gcc pkg-config lua5.4 liblua5.4-dev libcurl4-openssl-dev \
                    lua-busted lua-luv lua-socket lua-cjson luarocks \
-                   ca-certificates locales openssl stunnel4 iproute2
+                   ca-certificates locales openssl stunnel4 iproute2 \
+                   $(RUNTIME_PACKAGES)
+# Every runtime `make test-all` runs, with its headers. LuaJIT is OpenResty's
+# luajit2, the one Debian's nginx Lua module links (it conflicts with Debian's
+# luajit package; the module built here loads in either).
+RUNTIME_PACKAGES := lua5.1 liblua5.1-0-dev lua5.2 liblua5.2-dev lua5.3 liblua5.3-dev \
+                    luajit2 libluajit2-5.1-dev lua-compat53-dev
 
 .PHONY: all deps test demo bench bench-build bench-callgrind install uninstall clean \
         asan valgrind tsan threads-host hooks-module fuzz fuzz-build ci-extra
