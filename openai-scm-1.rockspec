@@ -26,7 +26,7 @@ build = {
   modules = {
     ["openai.core"] = {
       sources = {
-        "src/buffer.c", "src/core.c", "src/event_queue.c", "src/http.c", "src/interrupt.c",
+        "src/buffer.c", "src/compat.c", "src/core.c", "src/event_queue.c", "src/http.c", "src/int64.c", "src/interrupt.c",
         "src/json_decode.c", "src/json_encode.c", "src/outcome.c", "src/sse.c", "src/stream.c",
         "src/transfer.c",
       },

@@ -8,6 +8,7 @@
 
 #include "compat.h"
 #include "http.h"
+#include "int64.h"
 #include "interrupt.h"
 #include "json.h"
 #include "transfer.h"
@@ -85,6 +86,7 @@ static const luaL_Reg core_functions[] = {
   {"sleep", core_sleep},
   {"monotonic", core_monotonic},
   {"http_date", core_http_date},
+  {"int64_functions", openai_int64_functions_lua},
   {NULL, NULL}
 };
 
@@ -92,9 +94,11 @@ OPENAI_EXPORT int luaopen_openai_core(lua_State *L);
 
 OPENAI_EXPORT int luaopen_openai_core(lua_State *L) {
   if (!openai_http_global_init()) return luaL_error(L, "cannot initialise libcurl");
+  openai_compat_open(L);
   interrupt_open(L);
   luaL_newlib(L, core_functions);
   openai_json_open(L);
+  openai_int64_open(L);
   luaL_getmetatable(L, OPENAI_ARRAY_MT);
   lua_setfield(L, -2, "array_mt");
   openai_pushnull(L);

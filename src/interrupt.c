@@ -9,17 +9,9 @@ void interrupt_open(lua_State *L) {
   lua_rawsetp(L, LUA_REGISTRYINDEX, &trigger_key);
 }
 
-static lua_State *main_thread(lua_State *L) {
-  lua_State *main;
-  lua_rawgeti(L, LUA_REGISTRYINDEX, LUA_RIDX_MAINTHREAD);
-  main = lua_tothread(L, -1);
-  lua_pop(L, 1);
-  return main == L ? NULL : main;
-}
-
 void interrupt_watch_start(lua_State *L, struct interrupt_watch *w) {
   w->L = L;
-  w->main = main_thread(L);
+  w->main = openai_main_thread(L);
   w->hook = lua_gethook(L);
   w->mask = lua_gethookmask(L);
   w->count = lua_gethookcount(L);

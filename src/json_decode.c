@@ -2,7 +2,9 @@
  *
  * Rules (the README's "The JSON rules"):
  *   - numbers: no '.', 'e' or 'E' and fits int64 -> integer, else float
- *     (never clamped: 9223372036854775808 is a float); floats are correctly
+ *     (never clamped: 9223372036854775808 is a float); where numbers have
+ *     no integer subtype, integers within 2^53 are numbers and those beyond,
+ *     up to -2^63 .. 2^64-1, exact boxes (int64.h); floats are correctly
  *     rounded: exactly by one multiplication or division when the digits
  *     fit 2^53 and the power of ten is exact (Clinger's fast path), else by
  *     strtod on a copy with the locale's decimal point (locale-independent);
@@ -53,6 +55,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "int64.h"
 #include "json.h"
 
 #define SLOT_MT      1
@@ -240,6 +243,7 @@ static int parse_number(Decoder *d) {
   }
   if (!count_value(d)) return 0;
   d->p = q;
+#if OPENAI_INTEGER_SUBTYPE
   if (!is_float && dropped == 0) { /* at most 19 digits: int64 when within its range */
     if (!negative && mantissa <= (uint64_t)LUA_MAXINTEGER) {
       lua_pushinteger(d->L, (lua_Integer)mantissa);
@@ -250,6 +254,26 @@ static int parse_number(Decoder *d) {
       return 1;
     }
   }
+#else
+  if (!is_float && dropped <= 1) { /* up to 20 digits: exact within -2^63 .. 2^64-1 */
+    uint64_t magnitude = mantissa;
+    int fits = 1;
+    if (dropped == 1) {
+      unsigned last = (unsigned)(q[-1] - '0');
+      fits = mantissa <= (UINT64_MAX - last) / 10;
+      magnitude = mantissa * 10 + last;
+    }
+    if (fits && magnitude <= INT64_EXACT_DOUBLE) {
+      /* "-0" is 0 (not -0.0), as the integer it is on 5.3 and 5.4 */
+      lua_pushnumber(d->L, negative && magnitude != 0 ? -(lua_Number)magnitude : (lua_Number)magnitude);
+      return 1;
+    }
+    if (fits && (!negative || magnitude <= (uint64_t)INT64_MAX + 1)) {
+      openai_int64_push(d->L, negative, magnitude);
+      return 1;
+    }
+  }
+#endif
   {
     double value;
 #if FLT_EVAL_METHOD == 0 /* one rounding per operation: the fast path is exact */

@@ -21,7 +21,9 @@
  * snprintf's text by exact arithmetic, without snprintf (float_fast).
  *
  * Mapping:
- *   nil (top level) and openai.null -> null; booleans; integers exactly;
+ *   nil (top level) and openai.null -> null; booleans; integers exactly
+ *   (without an integer subtype: whole numbers within 2^53, and the exact
+ *   boxes of int64.h);
  *   floats: the shortest of %.15g/%.16g/%.17g that reads back identical, with
  *   ".0" appended when the text would read back as an integer; NaN and
  *   infinities are errors;
@@ -38,6 +40,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "int64.h"
 #include "json.h"
 #include "json_float.h"
 
@@ -284,9 +287,10 @@ static char *decimal_digits(char *end, uint64_t u) {
   return end;
 }
 
-static void put_integer(Encoder *e, lua_Integer v) {
-  lua_Unsigned u = v < 0 ? (lua_Unsigned)0 - (lua_Unsigned)v : (lua_Unsigned)v, t = u;
-  size_t n = (size_t)(v < 0) + 1;
+/* Writes -magnitude or magnitude. */
+static void put_integer(Encoder *e, int negative, uint64_t magnitude) {
+  uint64_t t = magnitude;
+  size_t n = (size_t)(negative != 0) + 1;
   char *o;
   while (t >= 10) {
     t /= 10;
@@ -294,8 +298,8 @@ static void put_integer(Encoder *e, lua_Integer v) {
   }
   reserve(e, n);
   o = e->out + e->len;
-  if (v < 0) *o = '-';
-  decimal_digits(o + n, (uint64_t)u);
+  if (negative) *o = '-';
+  decimal_digits(o + n, magnitude);
   e->len += n;
 }
 
@@ -698,8 +702,22 @@ static void encode_value(Encoder *e, int idx, const Frame *parent, int depth) {
     else put_bytes(e, "false", 5);
     break;
   case LUA_TNUMBER:
-    if (lua_isinteger(L, idx)) put_integer(e, lua_tointeger(L, idx));
-    else put_float(e, parent, lua_tonumber(L, idx));
+#if OPENAI_INTEGER_SUBTYPE
+    if (lua_isinteger(L, idx)) {
+      lua_Integer v = lua_tointeger(L, idx);
+      put_integer(e, v < 0, v < 0 ? (uint64_t)0 - (uint64_t)v : (uint64_t)v);
+      break;
+    }
+#else
+    { /* no subtype: whole numbers a double holds exactly are integers */
+      lua_Number v = lua_tonumber(L, idx);
+      if (v == floor(v) && fabs(v) <= (lua_Number)INT64_EXACT_DOUBLE && !(v == 0 && signbit(v))) {
+        put_integer(e, v < 0, (uint64_t)fabs(v));
+        break;
+      }
+    }
+#endif
+    put_float(e, parent, lua_tonumber(L, idx));
     break;
   case LUA_TSTRING: {
     size_t len;
@@ -714,9 +732,13 @@ static void encode_value(Encoder *e, int idx, const Frame *parent, int depth) {
     if (openai_isnull(L, idx)) put_bytes(e, "null", 4);
     else cannot_encode(e, idx, parent);
     break;
-  default: /* function, full userdata, thread */
-    cannot_encode(e, idx, parent);
+  default: { /* function, full userdata, thread, cdata */
+    int negative;
+    uint64_t magnitude;
+    if (openai_int64_get(L, idx, &negative, &magnitude)) put_integer(e, negative, magnitude);
+    else cannot_encode(e, idx, parent);
     break;
+  }
   }
 }
 

@@ -5,6 +5,7 @@
 #define _POSIX_C_SOURCE 200809L
 
 #include <errno.h>
+#include <stdio.h>
 #include <string.h>
 
 #include "json.h"
@@ -175,10 +176,13 @@ static void push_failure(lua_State *L, struct outcome *o) {
   lua_pushnil(L);
   if (o->too_large) {
     lua_pushliteral(L, "too_large");
+    /* %I of lua_pushfstring does not exist before 5.3: the digits first */
+    char limit[24];
+    snprintf(limit, sizeof limit, "%llu", (unsigned long long)o->max_response_bytes);
     if (o->streaming && o->headers_done && o->status >= 200 && o->status < 300)
-      lua_pushfstring(L, "a server-sent event exceeds the limit of %I bytes", (lua_Integer)o->max_response_bytes);
+      lua_pushfstring(L, "a server-sent event exceeds the limit of %s bytes", limit);
     else if (o->headers_done)
-      lua_pushfstring(L, "response exceeds the limit of %I bytes", (lua_Integer)o->max_response_bytes);
+      lua_pushfstring(L, "response exceeds the limit of %s bytes", limit);
     else
       lua_pushliteral(L, "response headers exceed the limit");
   } else if (o->result != CURLE_OK && (o->socket_errno == EMFILE || o->socket_errno == ENFILE)) {

@@ -68,7 +68,7 @@ void connection_account(lua_State *L, struct connection *c) {
   c->sockets_opened = 0;
   /* An incremental step sized as if Lua had allocated this much, unless
    * the host stopped the collector to run it itself. */
-  if (kib > 0 && lua_gc(L, LUA_GCISRUNNING, 0))
+  if (kib > 0 && OPENAI_GC_RUNNING(L))
     lua_gc(L, LUA_GCSTEP, kib > INT_MAX ? INT_MAX : (int)kib);
 }
 

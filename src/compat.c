@@ -1,0 +1,66 @@
+/* What compat.h declares: the parts of the 5.4 C API older runtimes lack. */
+#include "compat.h"
+
+#if LUA_VERSION_NUM < 504
+void *openai_newuserdatauv(lua_State *L, size_t size, int nuv) {
+  void *p = lua_newuserdata(L, size);
+  if (nuv > 0) {
+    lua_createtable(L, nuv, 0);
+    lua_setuservalue(L, -2);
+  }
+  return p;
+}
+
+int openai_getiuservalue(lua_State *L, int idx, int n) {
+  int type;
+  lua_getuservalue(L, idx);
+  if (!lua_istable(L, -1)) {
+    lua_pop(L, 1);
+    lua_pushnil(L);
+    return LUA_TNONE;
+  }
+  type = lua_rawgeti(L, -1, n);
+  lua_remove(L, -2);
+  return type;
+}
+
+/* Pops the value; returns 0 (as 5.4 does) when the userdata has no slots. */
+int openai_setiuservalue(lua_State *L, int idx, int n) {
+  idx = lua_absindex(L, idx);
+  lua_getuservalue(L, idx);
+  if (!lua_istable(L, -1)) {
+    lua_pop(L, 2);
+    return 0;
+  }
+  lua_insert(L, -2);
+  lua_rawseti(L, -2, n);
+  lua_pop(L, 1);
+  return 1;
+}
+#endif
+
+#ifndef LUA_RIDX_MAINTHREAD
+static const char main_thread_key = 0;
+#endif
+
+void openai_compat_open(lua_State *L) {
+#ifndef LUA_RIDX_MAINTHREAD
+  /* lua_pushthread tells whether L is the main thread: keep it if so. */
+  if (lua_pushthread(L)) lua_rawsetp(L, LUA_REGISTRYINDEX, &main_thread_key);
+  else lua_pop(L, 1);
+#else
+  (void)L;
+#endif
+}
+
+lua_State *openai_main_thread(lua_State *L) {
+  lua_State *main;
+#ifdef LUA_RIDX_MAINTHREAD
+  lua_rawgeti(L, LUA_REGISTRYINDEX, LUA_RIDX_MAINTHREAD);
+#else
+  lua_rawgetp(L, LUA_REGISTRYINDEX, &main_thread_key);
+#endif
+  main = lua_tothread(L, -1);
+  lua_pop(L, 1);
+  return main == L ? NULL : main;
+}
