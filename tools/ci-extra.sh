@@ -30,7 +30,7 @@ step() {
   key=$(grep -E "$pattern" "$logs/$name.log" | tail -n 6 | sed 's/^ */      /')
   if [ "$status" -eq 0 ]; then verdict=ok; else verdict="FAILED (exit $status)"; failed="$failed $name"; fi
   summary="$summary
-  $(printf '%-9s %-18s %5ss' "$name" "$verdict" "$elapsed")
+  $(printf '%-12s %-18s %5ss' "$name" "$verdict" "$elapsed")
 $key"
 }
 
