@@ -14,7 +14,7 @@ description = {
   license = "MIT",
 }
 dependencies = {
-  "lua >= 5.4, < 5.5",
+  "lua >= 5.1, < 5.5",
 }
 external_dependencies = {
   -- Debian keeps curl.h in the multiarch include directory, which the
@@ -37,6 +37,7 @@ build = {
     },
     ["openai"] = "lua/openai/init.lua",
     ["openai.client"] = "lua/openai/client.lua",
+    ["openai.compat"] = "lua/openai/compat.lua",
     ["openai.errors"] = "lua/openai/errors.lua",
     ["openai.object"] = "lua/openai/object.lua",
     ["openai.page"] = "lua/openai/page.lua",

@@ -10,6 +10,7 @@
 local hostile = require("spec.helpers.hostile")
 local fixture = require("spec.finalizer.fixture")
 local process = require("spec.helpers.process")
+local util = require("spec.helpers.util")
 
 local KEY = "sk-test-finalizer-0123456789"
 -- tools/valgrind.sh sets this to the memcheck command the rounds run under.
@@ -27,7 +28,7 @@ describe("finalizers during a call", function()
 
   -- Runs the rounds; returns how many had the finalizer inside the C core.
   local function rounds(scenario, mode)
-    local output, ok = process.run(table.concat({ VALGRIND or "", "lua5.4", "spec/finalizer/rounds.lua", scenario,
+    local output, ok = process.run(table.concat({ util.lua_env(), VALGRIND or "", util.lua_command(), "spec/finalizer/rounds.lua", scenario,
       process.shell_quote(server.base_url .. "/" .. mode), KEY, ROUNDS }, " "))
     assert(ok, output)
     local inside = output:match("\nrounds " .. ROUNDS .. " ok " .. ROUNDS .. " inside (%d+)\n$")

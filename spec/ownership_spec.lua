@@ -5,6 +5,7 @@
 local openai = require("openai")
 local hostile = require("spec.helpers.hostile")
 local process = require("spec.helpers.process")
+local util = require("spec.helpers.util")
 
 local KEY = "sk-test-ownership-0123456789"
 local MiB = 1024 * 1024
@@ -36,7 +37,7 @@ describe("ownership", function()
   end
 
   for _, case in ipairs { { name = "body4m", size = 4 * MiB }, { name = "body40m", size = 40 * MiB } } do
-    it(("a stream goes on uploading its %d MB body after create() returns; the server gets every byte"):format(case.size // MiB),
+    it(("a stream goes on uploading its %d MB body after create() returns; the server gets every byte"):format(case.size / MiB),
       function()
         local client = client_for("early/" .. case.name)
         local expected, stream
@@ -67,7 +68,7 @@ describe("ownership", function()
     -- 16 kB events, one a millisecond on each stream; waiting for the first
     -- stream's events also reads the second's. In a process of its own, so
     -- that its resident memory is this test's.
-    local output, ok = process.run(("lua5.4 spec/memory/child.lua interleave %s 3000"):format(
+    local output, ok = process.run(("%s spec/memory/child.lua interleave %s 3000"):format(util.lua_prefix(),
       process.shell_quote(server.base_url .. "/slow-events?size=16000&count=3000&every_ms=1")))
     assert.is_true(ok, output)
     local grew = tonumber(output:match("^events 3000 grew (%d+)\n"))

@@ -5,6 +5,7 @@
 -- (spec/memory/child.lua) with its own file-descriptor limit.
 local hostile = require("spec.helpers.hostile")
 local process = require("spec.helpers.process")
+local util = require("spec.helpers.util")
 
 describe("reclaiming abandoned streams", function()
   local server
@@ -12,8 +13,8 @@ describe("reclaiming abandoned streams", function()
   teardown(function() server:stop() end)
 
   local function child(limit, mode, server_mode, count, heap_mb)
-    return process.run(("ulimit -n %d && lua5.4 spec/memory/child.lua %s %s %d %d"):format(
-      limit, mode, process.shell_quote(server.base_url .. "/" .. server_mode), count, heap_mb or 0))
+    return process.run(("ulimit -n %d && %s spec/memory/child.lua %s %s %d %d"):format(
+      limit, util.lua_prefix(), mode, process.shell_quote(server.base_url .. "/" .. server_mode), count, heap_mb or 0))
   end
 
   -- A stream that sends a 16 kB event, then nothing for ten minutes: each
@@ -25,7 +26,7 @@ describe("reclaiming abandoned streams", function()
     assert.is_true(ok, output)
     local opened, max_fds = output:match("^opened (%d+) max_fds (%d+)\n")
     assert.are.equal("600", opened, output)
-    assert.is_true(tonumber(max_fds) <= 1024 // 8 + 16, output)
+    assert.is_true(tonumber(max_fds) <= 1024 / 8 + 16, output)
   end)
 
   it("running out of file descriptors is reported as what it is", function()

@@ -2,6 +2,7 @@
 -- one request pipeline (URL, body, retries, errors) every resource goes
 -- through. The HTTP exchange itself is openai.core's Connection.
 local core = require("openai.core")
+local compat = require("openai.compat")
 local errors = require("openai.errors")
 local object = require("openai.object")
 local Stream = require("openai.stream")
@@ -33,9 +34,7 @@ local function env(name)
 end
 
 -- %q on one line: error messages stay one line whatever they quote.
-local function quote(text)
-  return (("%q"):format(text):gsub("\\\n", "\\n"))
-end
+local quote = compat.quote
 
 local function is_token(text)
   return type(text) == "string" and text:match("^[%w!#%$%%&'%*%+%-%.%^_`|~]+$") ~= nil
@@ -79,7 +78,7 @@ local function check_timeout(value, what)
 end
 
 local function check_retries(value, what)
-  local count = type(value) == "number" and math.tointeger(value) or nil
+  local count = compat.tointeger(value)
   if count == nil or count < 0 then
     return ("%s must be a non-negative integer"):format(what)
   end
@@ -96,6 +95,9 @@ local function header_set(set, name, value)
   if value == false or value == core.null then
     set.lines[key] = false
   else
+    -- Integers as digits: an integral number on runtimes without an
+    -- integer subtype too (tostring would give 1e+15 for 10^15 there).
+    if compat.is_integer(value) then value = ("%d"):format(value) end
     set.lines[key] = name .. ": " .. tostring(value)
   end
 end
@@ -213,7 +215,7 @@ function M.new_state(opts)
   local max_retries = opts.max_retries or DEFAULT_MAX_RETRIES
   problem = check_retries(max_retries, "openai.new: max_retries")
   if problem then error(problem, 3) end
-  max_retries = math.tointeger(max_retries)
+  max_retries = compat.tointeger(max_retries)
 
   local organization = optional_string(opts, "organization", "OPENAI_ORG_ID")
   local project = optional_string(opts, "project", "OPENAI_PROJECT_ID")
@@ -226,8 +228,8 @@ function M.new_state(opts)
   header_set(headers, "X-Stainless-Package-Version", VERSION)
   header_set(headers, "X-Stainless-OS", core.os)
   header_set(headers, "X-Stainless-Arch", core.arch)
-  header_set(headers, "X-Stainless-Runtime", "lua")
-  header_set(headers, "X-Stainless-Runtime-Version", _VERSION:match("[%d%.]+$") or _VERSION)
+  header_set(headers, "X-Stainless-Runtime", compat.runtime)
+  header_set(headers, "X-Stainless-Runtime-Version", compat.runtime_version)
   for name, value in pairs { ["OpenAI-Organization"] = organization, ["OpenAI-Project"] = project } do
     if has_control(value) then error(("openai.new: %s contains CR, LF or NUL"):format(name), 3) end
     header_set(headers, name, value)
@@ -261,7 +263,7 @@ function M.new_state(opts)
   if opts.proxy ~= nil and type(opts.proxy) ~= "string" then error("openai.new: option 'proxy' must be a string", 3) end
   for _, limit in ipairs { "max_response_bytes", "max_response_values" } do
     local value = opts[limit]
-    if value ~= nil and (math.type(value) ~= "integer" or value <= 0) then
+    if value ~= nil and (not compat.is_integer(value) or value <= 0) then
       error(("openai.new: %s must be a positive integer"):format(limit), 3)
     end
   end
@@ -432,7 +434,7 @@ function M.prepare(state, method, path, query, body, opts)
     shared_lines = shared_lines,
     call_headers = opts.headers,
     timeout = opts.timeout or state.timeout,
-    max_retries = opts.max_retries and math.tointeger(opts.max_retries) or state.max_retries,
+    max_retries = opts.max_retries and compat.tointeger(opts.max_retries) or state.max_retries,
   }
 end
 

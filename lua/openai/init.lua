@@ -2,6 +2,7 @@
 -- built lazily from the environment on its first call.
 local core = require("openai.core")
 local client_core = require("openai.client")
+local compat = require("openai.compat")
 local errors = require("openai.errors")
 local resources = require("openai.resources")
 
@@ -20,6 +21,40 @@ local openai = {
 function openai.array(tbl)
   if tbl ~= nil and type(tbl) ~= "table" then error("bad argument #1 to 'array' (table expected)", 2) end
   return setmetatable(tbl or {}, core.array_mt)
+end
+
+-- The largest magnitudes the decoder keeps exact, as digits: -2^63 and
+-- 2^64 - 1 (which 5.3 and 5.4 can only give as a float above 2^63 - 1).
+local MAX_NEGATIVE, MAX_POSITIVE = "9223372036854775808", "18446744073709551615"
+
+-- The value the JSON decoder gives for an integer: an integer on Lua 5.3
+-- and 5.4; on 5.1, 5.2 and LuaJIT a number within 2^53 and an exact boxed
+-- 64-bit integer beyond, so that openai.int64("4944116822809979520") ==
+-- cc.seed on every runtime. Takes decimal digits with an optional "-"
+-- (JSON's integer syntax), an integral number, or such a boxed value, from
+-- -2^63 to 2^64 - 1.
+function openai.int64(value)
+  local digits = value
+  if type(value) == "number" then
+    if compat.tointeger(value) == nil then
+      error("bad argument #1 to 'int64' (number has no integer representation)", 2)
+    end
+    digits = ("%d"):format(value)
+  elseif type(value) ~= "string" then
+    digits = compat.int64_digits(value)
+    if digits == nil then
+      error(("bad argument #1 to 'int64' (string expected, got %s)"):format(type(value)), 2)
+    end
+  end
+  local sign, magnitude = digits:match("^(%-?)(%d+)$")
+  if magnitude == nil or (#magnitude > 1 and magnitude:sub(1, 1) == "0") then
+    error(("bad argument #1 to 'int64' (not an integer: %s)"):format(compat.quote(digits)), 2)
+  end
+  local limit = sign == "-" and MAX_NEGATIVE or MAX_POSITIVE
+  if #magnitude > #limit or (#magnitude == #limit and magnitude > limit) then
+    error(("bad argument #1 to 'int64' (%s is beyond -2^63 .. 2^64-1)"):format(digits), 2)
+  end
+  return (core.json_decode(digits))
 end
 
 function openai.new(opts)

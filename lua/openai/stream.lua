@@ -2,6 +2,7 @@
 -- a time from openai.core's Stream (pull-based: nothing is read from the
 -- network until the next chunk is asked for).
 local core = require("openai.core")
+local compat = require("openai.compat")
 local errors = require("openai.errors")
 local object = require("openai.object")
 
@@ -42,7 +43,7 @@ end
 local MAX_INDEX = 2 ^ 53 - 1
 
 local function index_of(value)
-  local index = type(value) == "number" and math.tointeger(value) or nil
+  local index = compat.tointeger(value)
   if index == nil or index < 0 or index > MAX_INDEX then return nil end
   return index
 end

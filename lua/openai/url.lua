@@ -1,6 +1,7 @@
 -- URL building as the official SDKs do it: path parameters, query strings,
 -- base URL joining.
 local core = require("openai.core")
+local compat = require("openai.compat")
 
 local url = {}
 
@@ -35,7 +36,7 @@ local function scalar_text(value)
   if kind == "string" then return value end
   if kind == "boolean" then return value and "true" or "false" end
   if kind == "number" then
-    if math.type(value) == "integer" then return ("%d"):format(value) end
+    if compat.is_integer(value) then return ("%d"):format(value) end
     if value == math.floor(value) and value > -2^53 and value < 2^53 then return ("%d"):format(value) end
     for digits = 15, 16 do -- the shortest text that reads back the same
       local text = ("%." .. digits .. "g"):format(value)
@@ -43,7 +44,9 @@ local function scalar_text(value)
     end
     return ("%.17g"):format(value)
   end
-  return nil
+  -- A boxed 64-bit integer (5.1, 5.2, LuaJIT) as its digits, as 5.3+ writes
+  -- the integer it stands for.
+  return compat.int64_digits(value)
 end
 
 -- Exactly the keys 1..n (or marked as an array).
@@ -51,7 +54,7 @@ local function is_sequence(tbl)
   if getmetatable(tbl) == core.array_mt then return true end
   local count, max = 0, 0
   for key in pairs(tbl) do
-    if math.type(key) ~= "integer" or key < 1 then return false end
+    if not compat.is_integer(key) or key < 1 then return false end
     count = count + 1
     if key > max then max = key end
   end

@@ -22,7 +22,7 @@ end
 
 function fixture.golden_text()
   local f = assert(io.open("spec/fixtures/chatcmpl-abc123.json", "rb"))
-  local text = f:read("a")
+  local text = f:read("*a")
   f:close()
   return text
 end

@@ -4,6 +4,7 @@
 -- its cycles (and so runs finalizers) while a call converts its response.
 --
 --   lua5.4 spec/finalizer/rounds.lua SCENARIO BASE_URL API_KEY ROUNDS
+--   (or LUA_CPATH='build/luajit/?.so;;' luajit spec/finalizer/rounds.lua ...)
 --
 -- SCENARIO: close | nested (BASE_URL serves GET /chat/completions/<id> from
 -- the files of spec/finalizer/fixture.lua) | stream (BASE_URL streams 400
@@ -13,12 +14,14 @@
 -- core (the Connection's request or stream, or a stream's read). Exits 1 at
 -- the first wrong result.
 package.path = "lua/?.lua;lua/?/init.lua;./?.lua;" .. package.path
--- The module from build/, unless the environment names one (make asan does).
+-- Lua 5.4's module from build/, unless the environment names one (the
+-- specs give the runtime's, make asan its instrumented build).
 if not (os.getenv("LUA_CPATH_5_4") or os.getenv("LUA_CPATH")) then package.cpath = "build/?.so;" .. package.cpath end
 local openai = require("openai")
 local fixture = require("spec.finalizer.fixture")
+local util = require("spec.helpers.util")
 
-local scenario, base_url, api_key, rounds = arg[1], arg[2], arg[3], math.tointeger(tonumber(arg[4]))
+local scenario, base_url, api_key, rounds = arg[1], arg[2], arg[3], tonumber(arg[4])
 local BIG_TEXT = fixture.big_text()
 local GOLDEN_TEXT = openai.json.encode(openai.json.decode(fixture.golden_text()))
 
@@ -43,25 +46,31 @@ local current_round = 0
 local function with_finalizer(on_gc, call)
   local ran, calling = nil, false
   set_ballast(current_round)
-  collectgarbage("incremental", 100, 100) -- before the collection that sets the next threshold
+  util.collector(100, 100) -- before the collection that sets the next threshold
   collectgarbage("collect")
   do
-    setmetatable({}, { __gc = function()
+    util.garbage(function()
       if calling then ran = debug.traceback() end
       on_gc()
-    end })
+    end)
   end
   calling = true
-  local results = table.pack(pcall(call))
+  local results = util.pack(pcall(call))
   calling = false
-  collectgarbage("incremental", 200, 100)
+  util.collector(200, 100)
   collectgarbage("collect")
   return results, ran
 end
 
+-- Lua 5.3+ names a method "in method 'read'", 5.1, 5.2 and LuaJIT "in function 'read'".
 local function inside_core(traceback)
-  return traceback ~= nil and (traceback:find("in method 'request'", 1, true) ~= nil
-    or traceback:find("in method 'stream'", 1, true) ~= nil or traceback:find("in method 'read'", 1, true) ~= nil)
+  if traceback == nil then return false end
+  for _, name in ipairs { "request", "stream", "read" } do
+    if traceback:find("in method '" .. name .. "'", 1, true) or traceback:find("in function '" .. name .. "'", 1, true) then
+      return true
+    end
+  end
+  return false
 end
 
 local function new_client()
@@ -103,7 +112,7 @@ function scenarios.nested(round)
   shared = shared or new_client()
   local nested
   local results, ran = with_finalizer(function()
-    nested = table.pack(shared.chat.completions.retrieve("chatcmpl-abc123"))
+    nested = util.pack(shared.chat.completions.retrieve("chatcmpl-abc123"))
   end, function()
     return shared.chat.completions.retrieve("chatcmpl-big")
   end)

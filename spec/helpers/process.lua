@@ -13,7 +13,7 @@ end
 function process.read_file(path)
   local f = io.open(path, "rb")
   if not f then return nil end
-  local data = f:read("a")
+  local data = f:read("*a")
   f:close()
   return data
 end
@@ -36,13 +36,22 @@ function process.remove_dir(dir)
   os.execute("rm -rf " .. process.shell_quote(dir))
 end
 
--- Runs a shell command; returns its output (stdout and stderr) and whether
--- it exited with status 0.
+-- Runs a shell command; returns its output (stdout and stderr) and its
+-- exit code. The shell reports the code after the output: pclose() tells
+-- nothing of it on Lua 5.1 and LuaJIT.
+function process.capture(command)
+  local pipe = assert(io.popen("( " .. command .. "\n) 2>&1; printf '\\n%d\\n' \"$?\"", "r"))
+  local output = pipe:read("*a")
+  pipe:close()
+  local text, code = output:match("^(.*)\n(%d+)\n$")
+  assert(text, "no exit code from: " .. command)
+  return text, tonumber(code)
+end
+
+-- The same; returns the output and whether the exit code was 0.
 function process.run(command)
-  local pipe = assert(io.popen(command .. " 2>&1", "r"))
-  local output = pipe:read("a")
-  local ok = pipe:close()
-  return output, ok == true
+  local output, code = process.capture(command)
+  return output, code == 0
 end
 
 -- Is `pid` a live process? A zombie counts as gone: nobody here reaps it.
@@ -72,7 +81,7 @@ end
 -- Starts a shell command in the background; returns its PID.
 function process.spawn(command)
   local pipe = assert(io.popen("sh -c " .. process.shell_quote(command .. " & echo $!"), "r"))
-  local pid = tonumber(pipe:read("l") or "")
+  local pid = tonumber(pipe:read("*l") or "")
   pipe:close()
   return pid
 end

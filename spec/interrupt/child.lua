@@ -3,6 +3,7 @@
 -- handler sets a hook that raises "interrupted!".
 --
 --   lua5.4 spec/interrupt/child.lua MODE BASE_URL API_KEY
+--   (or LUA_CPATH='build/luajit/?.so;;' luajit spec/interrupt/child.lua ...)
 --
 -- Prints "ready" before the call that waits. MODE:
 --   request, stream_open, stream_read, retry_sleep: the call is left to the
@@ -10,7 +11,8 @@
 --   recover: the interrupted call is caught with pcall, then the same client
 --     retrieves chatcmpl-abc123 and prints its id.
 package.path = "lua/?.lua;lua/?/init.lua;./?.lua;" .. package.path
--- The module from build/, unless the environment names one (make asan does).
+-- Lua 5.4's module from build/, unless the environment names one (the
+-- specs give the runtime's, make asan its instrumented build).
 if not (os.getenv("LUA_CPATH_5_4") or os.getenv("LUA_CPATH")) then package.cpath = "build/?.so;" .. package.cpath end
 local openai = require("openai")
 

@@ -3,6 +3,7 @@
 -- spec/reclaim_spec.lua and spec/ownership_spec.lua.
 --
 --   lua5.4 spec/memory/child.lua MODE BASE_URL COUNT [HEAP_MB]
+--   (or LUA_CPATH='build/luajit/?.so;;' luajit spec/memory/child.lua ...)
 --
 -- MODE:
 --   abandon  open COUNT streams, read one event of each and drop it, with
@@ -20,16 +21,17 @@
 --            collection the client runs when the process is out of file
 --            descriptors can close the abandoned streams
 package.path = "lua/?.lua;lua/?/init.lua;./?.lua;" .. package.path
--- The module from build/, unless the environment names one (make asan does).
+-- Lua 5.4's module from build/, unless the environment names one (the
+-- specs give the runtime's, make asan its instrumented build).
 if not (os.getenv("LUA_CPATH_5_4") or os.getenv("LUA_CPATH")) then package.cpath = "build/?.so;" .. package.cpath end
 local openai = require("openai")
 
-local mode, base_url, count, heap_mb = arg[1], arg[2], math.tointeger(tonumber(arg[3])), tonumber(arg[4] or "0")
+local mode, base_url, count, heap_mb = arg[1], arg[2], tonumber(arg[3]), tonumber(arg[4] or "0")
 local client = openai.new { api_key = "sk-test-reclaim-0123456789", base_url = base_url, max_retries = 0 }
 local PARAMS = { model = "m", stream = true, messages = {} }
 
 local function open_files()
-  local pipe = assert(io.popen("ls /proc/" .. (io.open("/proc/self/stat"):read("l"):match("^%d+")) .. "/fd"))
+  local pipe = assert(io.popen("ls /proc/" .. (io.open("/proc/self/stat"):read("*l"):match("^%d+")) .. "/fd"))
   local n = 0
   for _ in pipe:lines() do n = n + 1 end
   pipe:close()
@@ -37,12 +39,12 @@ local function open_files()
 end
 
 local live = {}
-for i = 1, heap_mb * 1024 * 1024 // 64 do live[i] = { i } end
+for i = 1, math.floor(heap_mb * 1024 * 1024 / 64) do live[i] = { i } end
 collectgarbage("collect")
 
 local function rss_kb()
   local f = assert(io.open("/proc/self/status"))
-  local kb = tonumber(f:read("a"):match("VmRSS:%s*(%d+) kB"))
+  local kb = tonumber(f:read("*a"):match("VmRSS:%s*(%d+) kB"))
   f:close()
   return kb
 end

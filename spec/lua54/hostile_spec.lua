@@ -1,5 +1,8 @@
 -- Self-test of the hostile server (spec/hostile/server.lua), spoken to over
 -- raw luasocket TCP so the exact bytes and their timing can be checked.
+-- The 5.4 run only (tools/run-tests.sh): the server is a lua5.4 process
+-- whatever the runtime under test, nothing here loads openai, and this
+-- file uses 5.3 operators.
 
 local socket = require("socket")
 local hostile = require("spec.helpers.hostile")

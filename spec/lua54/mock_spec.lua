@@ -1,5 +1,7 @@
 -- Specs of the local OpenAI mock itself, spoken to over real HTTP with
 -- luasocket (raw sockets, so the exact bytes on the wire can be checked).
+-- The 5.4 run only (tools/run-tests.sh): the mock is a lua5.4 process
+-- whatever the runtime under test, and nothing here loads openai.
 
 local socket = require("socket")
 local cjson = require("cjson")

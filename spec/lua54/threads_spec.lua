@@ -3,6 +3,8 @@
 -- each with its own state, and each makes 1000 retrieves and 50 streamed
 -- creates against one mock; every result is checked inside the host.
 -- (`make tsan` runs the same host and load under ThreadSanitizer.)
+-- The 5.4 run only (tools/run-tests.sh): the host links liblua5.4 and loads
+-- build/openai/core.so, whatever the runtime under test.
 local mock = require("spec.helpers.mock")
 local util = require("spec.helpers.util")
 

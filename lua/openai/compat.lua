@@ -1,0 +1,80 @@
+-- What differs between the runtimes openai runs on (Lua 5.1, 5.2, 5.3, 5.4
+-- and LuaJIT 2.1), in one place: the rest of the Lua layer uses these and
+-- never asks which runtime it is on.
+local compat = {}
+
+local math_type, floor = math.type, math.floor
+
+-- Lua 5.3 and 5.4 have an integer subtype; 5.1, 5.2 and LuaJIT only
+-- doubles, where an integer is an integral number.
+compat.has_integers = math_type ~= nil
+
+if math_type then
+  local tointeger = math.tointeger
+
+  -- The integer a number stands for, or nil. Numbers only: 5.3's
+  -- math.tointeger also converts strings.
+  function compat.tointeger(value)
+    if type(value) ~= "number" then return nil end
+    return tointeger(value)
+  end
+
+  function compat.is_integer(value)
+    return math_type(value) == "integer"
+  end
+else
+  -- The int64 range, as math.tointeger has it: [-2^63, 2^63).
+  local LOW, HIGH = -2 ^ 63, 2 ^ 63
+
+  function compat.tointeger(value)
+    -- NaN fails the first test, the infinities the range.
+    if type(value) ~= "number" or value ~= floor(value) or value < LOW or value >= HIGH then return nil end
+    return value
+  end
+
+  function compat.is_integer(value)
+    return compat.tointeger(value) ~= nil
+  end
+end
+
+-- The runtime, for the X-Stainless-Runtime(-Version) headers: "lua" and
+-- "5.4", or "luajit" and "2.1.0-beta3" (LuaJIT says "Lua 5.1" in _VERSION).
+local jit_version = type(jit) == "table" and jit.version or nil
+if type(jit_version) == "string" then
+  compat.runtime = "luajit"
+  compat.runtime_version = jit_version:match("^LuaJIT%s+(%S+)") or jit_version
+else
+  compat.runtime = "lua"
+  compat.runtime_version = _VERSION:match("[%d%.]+$") or _VERSION
+end
+
+-- Lua 5.4's %q on one line, on every runtime: 5.1 leaves control
+-- characters other than CR and NUL raw, and a message quoting a header
+-- name must neither break lines nor differ between runtimes. '"' and '\'
+-- are escaped, LF becomes \n, other control characters \ddd (three digits
+-- only before a digit, as %q writes them).
+local function escape(char, digit)
+  if char == '"' or char == "\\" then return "\\" .. char .. digit end
+  if char == "\n" then return "\\n" .. digit end
+  return (digit == "" and "\\%d" or "\\%03d"):format(char:byte()) .. digit
+end
+
+function compat.quote(text)
+  return '"' .. text:gsub('([%c"\\])(%d?)', escape) .. '"'
+end
+
+-- The exact decimal digits of a boxed 64-bit integer, which the decoder
+-- gives for integers beyond 2^53 on runtimes without an integer subtype;
+-- nil for any other value.
+function compat.int64_digits(value)
+  if type(value) == "userdata" then
+    local mt = getmetatable(value)
+    if type(mt) == "table" and rawget(mt, "__name") == "openai.int64" then return tostring(value) end
+  end
+  return nil
+end
+
+-- 64-bit integers on LuaJIT
+
+
+return compat
