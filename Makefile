@@ -159,7 +159,8 @@ $(THREADS_HOST): spec/threads/host.c
 	$(CC) $(OPT) $(WARN) $(LUA_CFLAGS) $(CFLAGS) -o $@ $< $(LUA_LIBS) -pthread -ldl $(LDFLAGS)
 
 # The test helper of spec/hooks_spec.lua: a hook set from a signal handler.
-HOOKS_MODULE := build/spec/hooks.so
+# One per runtime, beside its openai.core (make LUA=... hooks-module).
+HOOKS_MODULE := $(BUILD)/spec/hooks.so
 hooks-module: $(HOOKS_MODULE)
 
 $(HOOKS_MODULE): spec/hooks/hooks.c

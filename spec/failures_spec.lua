@@ -4,6 +4,7 @@
 -- scripted stand-in, so each kind can be produced on demand.
 local openai = require("openai")
 local client_core = require("openai.client")
+local util = require("spec.helpers.util")
 
 local KEY = "sk-test-failures-0123456789"
 
@@ -70,7 +71,7 @@ end
 local collected = {}
 local function garbage(label)
   collected[label] = false
-  setmetatable({}, { __gc = function() collected[label] = true end })
+  util.garbage(function() collected[label] = true end)
 end
 
 describe("failure kinds of the C core", function()
@@ -145,7 +146,7 @@ describe("failure kinds of the C core", function()
 
     it("returns APIUserAbortError when a finalizer closed the client during the collection", function()
       local client = scripted_client { fail("fd_limit", "Too many open files"), ok }
-      setmetatable({}, { __gc = function() client:close() end })
+      util.garbage(function() client:close() end)
       local _, err = retrieve(client)
       assert_error(err, "APIUserAbortError", "Request was aborted.", "the client was closed")
     end)

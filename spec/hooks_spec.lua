@@ -8,6 +8,7 @@
 -- nothing is freed under the waiting call.
 local openai = require("openai")
 local mock = require("spec.helpers.mock")
+local process = require("spec.helpers.process")
 local util = require("spec.helpers.util")
 
 local KEY = "sk-test-hooks-0123456789"
@@ -19,9 +20,10 @@ local PARAMS = { model = "m", stream = true, messages = { { role = "user", conte
 describe("hooks during a wait", function()
   local server, client, hooks
   setup(function()
-    local ok = os.execute("make --no-print-directory hooks-module > build/hooks-make.log 2>&1")
-    assert(ok, "make hooks-module failed:\n" .. util.read_file("build/hooks-make.log"))
-    hooks = package.loadlib("build/spec/hooks.so", "luaopen_hooks")()
+    -- built for the runtime under test, in the Makefile's build directory of it
+    local output, ok = process.run("make --no-print-directory LUA=" .. util.runtime .. " hooks-module")
+    assert(ok, "make hooks-module failed:\n" .. output)
+    hooks = assert(package.loadlib(util.build_dir() .. "/spec/hooks.so", "luaopen_hooks"))()
     server = mock.start { api_key = KEY }
   end)
   teardown(function() server:stop() end)

@@ -1,6 +1,10 @@
--- The JSON codec of openai.core (src/json_decode.c, src/json_encode.c).
--- Run: busted --lua=lua5.4 spec/json_spec.lua (.busted puts build/?.so on cpath).
+-- The JSON codec of openai.core (src/json_decode.c, src/json_encode.c), as
+-- every runtime has it. Numbers as Lua 5.3 and 5.4 type them:
+-- spec/lua53/json_numbers_spec.lua; where numbers have no integer subtype:
+-- spec/numbers_spec.lua.
+-- Run: busted spec/json_spec.lua (.busted puts the build of the runtime on cpath).
 local core = require("openai.core")
+local openai = require("openai")
 local util = require("spec.helpers.util")
 local process = require("spec.helpers.process")
 
@@ -51,51 +55,51 @@ end
 -- Byte sequences that have the form of UTF-8 but are not UTF-8 in the
 -- strict sense (RFC 3629).
 local NOT_STRICT = {
-  { "overlong C0 80 (U+0000)", "\xC0\x80" },
-  { "overlong C1 BF (U+007F)", "\xC1\xBF" },
-  { "overlong E0 80 AF (U+002F)", "\xE0\x80\xAF" },
-  { "overlong E0 9F BF (U+07FF)", "\xE0\x9F\xBF" },
-  { "overlong F0 80 80 80 (U+0000)", "\xF0\x80\x80\x80" },
-  { "overlong F0 8F BF BF (U+FFFF)", "\xF0\x8F\xBF\xBF" },
-  { "surrogate ED A0 80 (U+D800)", "\xED\xA0\x80" },
-  { "surrogate ED AF BF (U+DBFF)", "\xED\xAF\xBF" },
-  { "surrogate ED B0 80 (U+DC00)", "\xED\xB0\x80" },
-  { "surrogate ED BF BF (U+DFFF)", "\xED\xBF\xBF" },
-  { "F4 90 80 80 (U+110000)", "\xF4\x90\x80\x80" },
-  { "F4 BF BF BF (U+13FFFF)", "\xF4\xBF\xBF\xBF" },
-  { "lead F5", "\xF5\x80\x80\x80" },
-  { "lead F7", "\xF7\xBF\xBF\xBF" },
+  { "overlong C0 80 (U+0000)", "\192\128" },
+  { "overlong C1 BF (U+007F)", "\193\191" },
+  { "overlong E0 80 AF (U+002F)", "\224\128\175" },
+  { "overlong E0 9F BF (U+07FF)", "\224\159\191" },
+  { "overlong F0 80 80 80 (U+0000)", "\240\128\128\128" },
+  { "overlong F0 8F BF BF (U+FFFF)", "\240\143\191\191" },
+  { "surrogate ED A0 80 (U+D800)", "\237\160\128" },
+  { "surrogate ED AF BF (U+DBFF)", "\237\175\191" },
+  { "surrogate ED B0 80 (U+DC00)", "\237\176\128" },
+  { "surrogate ED BF BF (U+DFFF)", "\237\191\191" },
+  { "F4 90 80 80 (U+110000)", "\244\144\128\128" },
+  { "F4 BF BF BF (U+13FFFF)", "\244\191\191\191" },
+  { "lead F5", "\245\128\128\128" },
+  { "lead F7", "\247\191\191\191" },
 }
 
 -- Not UTF-8 even in form. The third field is where the first bad byte is
 -- in the sequence.
 local NOT_UTF8 = {
-  { "5-byte form F8", "\xF8\x88\x80\x80\x80", 0 },
-  { "6-byte form FC", "\xFC\x84\x80\x80\x80\x80", 0 },
-  { "lead FE", "\xFE", 0 },
-  { "lead FF", "\xFF", 0 },
-  { "truncated C3", "\xC3", 0 },
-  { "truncated E2 82", "\xE2\x82", 0 },
-  { "truncated F0 9F 98", "\xF0\x9F\x98", 0 },
-  { "truncated E2 82 then ASCII", "\xE2\x82A", 0 },
-  { "stray continuation 80", "\x80", 0 },
-  { "stray continuation BF", "\xBF", 0 },
-  { "stray continuation after ASCII", "a\x80", 1 },
-  { "extra continuation after C3 A9", "\xC3\xA9\xA9", 2 },
-  { "extra continuation after F0 9F 98 80", "\xF0\x9F\x98\x80\x80", 4 },
+  { "5-byte form F8", "\248\136\128\128\128", 0 },
+  { "6-byte form FC", "\252\132\128\128\128\128", 0 },
+  { "lead FE", "\254", 0 },
+  { "lead FF", "\255", 0 },
+  { "truncated C3", "\195", 0 },
+  { "truncated E2 82", "\226\130", 0 },
+  { "truncated F0 9F 98", "\240\159\152", 0 },
+  { "truncated E2 82 then ASCII", "\226\130A", 0 },
+  { "stray continuation 80", "\128", 0 },
+  { "stray continuation BF", "\191", 0 },
+  { "stray continuation after ASCII", "a\128", 1 },
+  { "extra continuation after C3 A9", "\195\169\169", 2 },
+  { "extra continuation after F0 9F 98 80", "\240\159\152\128\128", 4 },
 }
 
 -- The edges of each UTF-8 length and around the surrogates: all valid.
 local BOUNDARIES = {
-  { "U+007F", "\x7F" },
-  { "U+0080", "\xC2\x80" },
-  { "U+07FF", "\xDF\xBF" },
-  { "U+0800", "\xE0\xA0\x80" },
-  { "U+D7FF", "\xED\x9F\xBF" },
-  { "U+E000", "\xEE\x80\x80" },
-  { "U+FFFF", "\xEF\xBF\xBF" },
-  { "U+10000", "\xF0\x90\x80\x80" },
-  { "U+10FFFF", "\xF4\x8F\xBF\xBF" },
+  { "U+007F", "\127" },
+  { "U+0080", "\194\128" },
+  { "U+07FF", "\223\191" },
+  { "U+0800", "\224\160\128" },
+  { "U+D7FF", "\237\159\191" },
+  { "U+E000", "\238\128\128" },
+  { "U+FFFF", "\239\191\191" },
+  { "U+10000", "\240\144\128\128" },
+  { "U+10FFFF", "\244\143\191\191" },
 }
 
 -- Values a decode builds: every scalar, string, array and object; keys not.
@@ -114,15 +118,14 @@ describe("json codec", function()
       local cc = assert(decode(text))
       assert.is_nil(getmetatable(cc))
       assert.are.equal("chat.completion", cc.object)
-      assert.are.equal(4944116822809979520, cc.seed)
-      assert.are.equal("integer", math.type(cc.seed))
-      assert.are.equal("integer", math.type(cc.created))
-      assert.are.equal(1738960610, cc.created)
-      assert.are.equal("float", math.type(cc.temperature))
+      -- exact on every runtime: an integer, or a boxed int64 beyond 2^53
+      assert.are.equal("4944116822809979520", util.integer_text(cc.seed))
+      assert.are.equal(openai.int64("4944116822809979520"), cc.seed)
+      assert.are.equal("1738960610", util.integer_text(cc.created))
       assert.are.equal(1.0, cc.temperature)
-      assert.are.equal("float", math.type(cc.top_p))
-      assert.are.equal("float", math.type(cc.presence_penalty))
-      assert.are.equal("integer", math.type(cc.usage.total_tokens))
+      assert.are.equal(1.0, cc.top_p)
+      assert.are.equal(0.0, cc.presence_penalty)
+      assert.are.equal("31", util.integer_text(cc.usage.total_tokens))
       assert.are.equal(null, cc.tool_choice)
       local seen = {}
       for k in pairs(cc) do seen[k] = true end
@@ -138,8 +141,8 @@ describe("json codec", function()
       assert.is_nil(getmetatable(msg))
       assert.are.equal(null, msg.tool_calls)
       assert.are.equal(null, cc.choices[1].logprobs)
-      assert.is_truthy(msg.content:find("\xE2\x80\x94", 1, true)) -- U+2014
-      assert.are.equal("Mind of circuits hum, \nLearning patterns in silence\xE2\x80\x94 \nFuture's quiet spark.",
+      assert.is_truthy(msg.content:find("\226\128\148", 1, true)) -- U+2014
+      assert.are.equal("Mind of circuits hum, \nLearning patterns in silence\226\128\148 \nFuture's quiet spark.",
         msg.content)
     end)
 
@@ -148,7 +151,8 @@ describe("json codec", function()
       local json = encode(first)
       assert.is_falsy(json:find("[\n ]%s*\""), "output must be compact")
       assert.is_truthy(json:find('"seed":4944116822809979520', 1, true))
-      assert.is_truthy(json:find('"temperature":1.0', 1, true))
+      -- 1.0 is the number 1 where numbers have no float subtype
+      assert.is_truthy(json:find(util.has_integers and '"temperature":1.0,' or '"temperature":1,', 1, true))
       assert.is_truthy(json:find('"metadata":{}', 1, true))
       assert.is_truthy(json:find('"tool_choice":null', 1, true))
       local second = assert(decode(json))
@@ -167,70 +171,29 @@ describe("json codec", function()
   end)
 
   describe("decoding numbers", function()
-    local cases = {
-      { "0", 0, "integer" },
-      { "-0", 0, "integer" },
-      { "42", 42, "integer" },
-      { "-42", -42, "integer" },
-      { "9223372036854775807", math.maxinteger, "integer" },
-      { "-9223372036854775808", math.mininteger, "integer" },
-      { "9223372036854775808", 9223372036854775808.0, "float" },
-      { "-9223372036854775809", -9223372036854775809.0, "float" },
-      { "99999999999999999999", 1e20, "float" },
-      { "4944116822809979520", 4944116822809979520, "integer" },
-      { "9007199254740993", 9007199254740993, "integer" },
-      { "1.0", 1.0, "float" },
-      { "-0.0", -0.0, "float" },
-      { "1e2", 100.0, "float" },
-      { "1E2", 100.0, "float" },
-      { "1e+2", 100.0, "float" },
-      { "25e-1", 2.5, "float" },
-      { "0.1", 0.1, "float" },
-      { "-1.5", -1.5, "float" },
-      { "1e400", math.huge, "float" },
-      { "-1e400", -math.huge, "float" },
-      { "1e-400", 0.0, "float" },
-      { "5e-324", 4.9406564584124654e-324, "float" },
-      { "2.2250738585072014e-308", 2.2250738585072014e-308, "float" },
-      { "1.7976931348623157e308", 1.7976931348623157e308, "float" },
-      { "0.30000000000000004", 0.30000000000000004, "float" },
-    }
-    for _, c in ipairs(cases) do
-      it(c[1] .. " -> " .. c[3], function()
-        local v = decode(c[1])
-        assert.are.equal(c[3], math.type(v))
-        assert.are.equal(c[2], v)
-        local w = decode("[" .. c[1] .. "]")[1]
-        assert.are.equal(c[3], math.type(w))
-        assert.are.equal(c[2], w)
-      end)
-    end
-
     it("keeps the sign of -0.0 and not of -0", function()
       assert.are.equal(-math.huge, 1 / decode("-0.0"))
       assert.are.equal(0, decode("-0"))
-      assert.are.equal("integer", math.type(decode("-0")))
+      assert.are.equal(math.huge, 1 / decode("-0"))
     end)
 
-    it("a 400-digit integer becomes a float, never clamped", function()
-      local v = decode(string.rep("9", 400))
-      assert.are.equal("float", math.type(v))
-      assert.are.equal(math.huge, v)
-      local w = decode("1" .. string.rep("0", 30))
-      assert.are.equal(1e30, w)
+    it("a 400-digit integer becomes infinity, never clamped", function()
+      assert.are.equal(math.huge, decode(string.rep("9", 400)))
+      assert.are.equal(-math.huge, decode("-" .. string.rep("9", 400)))
+      assert.are.equal(1e30, decode("1" .. string.rep("0", 30)))
     end)
 
     -- Most floats take a fast exact path (up to 19 digits, a power of ten up
     -- to 1e22), the rest strtod: both must give what strtod gives.
     it("rounds floats correctly: 20 000 random decimals agree with tonumber, bit for bit", function()
       local state = 42
-      local function random(n) -- a deterministic LCG: the same numbers every run
-        state = (state * 6364136223846793005 + 1442695040888963407) & 0x7fffffffffffffff
-        return (state >> 20) % n
+      local function random(n) -- a deterministic Lehmer generator, exact in doubles: the same numbers every run
+        state = state * 16807 % 2147483647
+        return state % n
       end
       for _ = 1, 20000 do
         local digits = {}
-        for i = 1, 1 + random(20) do digits[i] = tostring(random(10)) end
+        for i = 1, 1 + random(20) do digits[i] = ("%d"):format(random(10)) end
         local mantissa = table.concat(digits):gsub("^0+(%d)", "%1")
         local point = random(#mantissa + 1)
         local text = point > 0 and point < #mantissa and mantissa:sub(1, point) .. "." .. mantissa:sub(point + 1)
@@ -238,7 +201,8 @@ describe("json codec", function()
         if random(3) == 0 then text = text .. "e" .. (random(2) == 0 and "-" or "") .. random(40) end
         if random(2) == 0 then text = "-" .. text end
         local got, expected = decode(text), tonumber(text)
-        assert.are.equal(string.pack("<d", expected), string.pack("<d", got), text)
+        -- equal, and a zero of the same sign: the same double
+        assert(got == expected and (expected ~= 0 or 1 / got == 1 / expected), text)
       end
     end)
 
@@ -252,7 +216,7 @@ describe("json codec", function()
   describe("decoding strings", function()
     it("handles every escape", function()
       assert.are.equal('"\\/\b\f\n\r\t', decode([["\"\\\/\b\f\n\r\t"]]))
-      assert.are.equal("A\xC3\xA9\xE2\x82\xAC", decode([["\u0041\u00e9\u20AC"]]))
+      assert.are.equal("A\195\169\226\130\172", decode([["\u0041\u00e9\u20AC"]]))
     end)
 
     it("keeps embedded NULs", function()
@@ -262,7 +226,7 @@ describe("json codec", function()
     end)
 
     it("decodes surrogate pairs to 4-byte UTF-8", function()
-      assert.are.equal("\xF0\x9F\x98\x80", decode([["\ud83d\ude00"]]))
+      assert.are.equal("\240\159\152\128", decode([["\ud83d\ude00"]]))
       assert.are.equal("😀", decode([["\uD83D\uDE00"]]))
       assert.are.equal("x😀y", decode([["x\ud83d\ude00y"]]))
     end)
@@ -299,9 +263,9 @@ describe("json codec", function()
       end
       -- in a nested key and after an escape
       assert.are.equal("invalid JSON: invalid UTF-8 in string at byte 8",
-        decode_fails('{"a":{"b\xC0\x80":1}}'))
+        decode_fails('{"a":{"b\192\128":1}}'))
       assert.are.equal("invalid JSON: invalid UTF-8 in string at byte 3",
-        decode_fails('"\\n\xED\xA0\x80"'))
+        decode_fails('"\\n\237\160\128"'))
     end)
 
     it("rejects truncated sequences and stray continuation bytes", function()
@@ -322,8 +286,8 @@ describe("json codec", function()
         local t = decode('{"' .. c[2] .. '":"x' .. c[2] .. '"}')
         assert.are.equal("x" .. c[2], t[c[2]], c[1])
       end
-      assert.are.equal("\xEF\xBF\xBF", decode([["\uffff"]]))
-      assert.are.equal("\xF4\x8F\xBF\xBF", decode([["\udbff\udfff"]]))
+      assert.are.equal("\239\191\191", decode([["\uffff"]]))
+      assert.are.equal("\244\143\191\191", decode([["\udbff\udfff"]]))
     end)
 
     -- the validator skips ASCII 8 bytes at a time: every alignment
@@ -331,12 +295,12 @@ describe("json codec", function()
       for before = 0, 19 do
         for after = 0, 19 do
           local a, b = string.rep("a", before), string.rep("b", after)
-          local good = a .. "\xED\x9F\xBF" .. b .. "\xC2\x80"
+          local good = a .. "\237\159\191" .. b .. "\194\128"
           assert.are.equal(good, decode('"' .. good .. '"'))
-          local bad = a .. "\xED\xA0\x80" .. b
+          local bad = a .. "\237\160\128" .. b
           assert.are.equal("invalid JSON: invalid UTF-8 in string at byte " .. (1 + before),
             decode_fails('"' .. bad .. '"'))
-          bad = a .. "\xC2\x80" .. b .. "\xF4\x90\x80\x80"
+          bad = a .. "\194\128" .. b .. "\244\144\128\128"
           assert.are.equal("invalid JSON: invalid UTF-8 in string at byte " .. (1 + before + 2 + after),
             decode_fails('"' .. bad .. '"'))
         end
@@ -344,11 +308,11 @@ describe("json codec", function()
     end)
 
     it("rejects invalid UTF-8 and raw control characters", function()
-      decode_fails('"\xff"', "UTF-8")
-      decode_fails('"\xC3"', nil)
-      decode_fails('"\xC3("', "UTF-8")
-      decode_fails('"\xE2\x82"', nil)
-      decode_fails('"\x80"', "UTF-8")
+      decode_fails('"\255"', "UTF-8")
+      decode_fails('"\195"', nil)
+      decode_fails('"\195("', "UTF-8")
+      decode_fails('"\226\130"', nil)
+      decode_fails('"\128"', "UTF-8")
       decode_fails('"a\nb"', "invalid")
       decode_fails('"a\0b"', nil)
       decode_fails([["\x41"]], nil)
@@ -372,7 +336,7 @@ describe("json codec", function()
     end)
 
     it("passes non-ASCII text through", function()
-      local s = "\xE2\x80\x94 \xE6\x97\xA5\xE6\x9C\xAC \xF0\x9F\x98\x80 \xE2\x80\xA8 \x7F"
+      local s = "\226\128\148 \230\151\165\230\156\172 \240\159\152\128 \226\128\168 \127"
       assert.are.equal(s, decode('"' .. s .. '"'))
       assert.are.equal('"' .. s .. '"', encode(s))
     end)
@@ -423,7 +387,7 @@ describe("json codec", function()
     it("keys keep embedded NULs and escapes", function()
       local t = decode('{"a\\u0000b":1,"\\u00e9":2,"":3}')
       assert.are.equal(1, t["a\0b"])
-      assert.are.equal(2, t["\xC3\xA9"])
+      assert.are.equal(2, t["\195\169"])
       assert.are.equal(3, t[""])
     end)
 
@@ -480,10 +444,10 @@ describe("json codec", function()
     it("flat: exactly N values pass, N + 1 fail", function()
       for _, n in ipairs({ 2, 3, 10, 1000 }) do
         -- an array of n - 1 members is n values
-        local text = "[" .. string.rep("0", n - 1, ",") .. "]"
+        local text = "[" .. util.rep("0", n - 1, ",") .. "]"
         local t = decode(text, nil, n)
         assert.are.equal(n - 1, #t)
-        cap_fails("[" .. string.rep("0", n, ",") .. "]", n)
+        cap_fails("[" .. util.rep("0", n, ",") .. "]", n)
       end
       assert.are.equal(3, #decode('["a",null,{}]', nil, 4))
       cap_fails('["a",null,{}]', 3)
@@ -499,7 +463,7 @@ describe("json codec", function()
       local text = '{"a":1,"b":{"c":null}}'
       assert.are.equal(null, decode(text, nil, 4).b.c)
       cap_fails(text, 3)
-      local keys = "{" .. string.rep('"k":1', 100, ",") .. "}"
+      local keys = "{" .. util.rep('"k":1', 100, ",") .. "}"
       assert.are.equal(1, decode(keys, nil, 101).k)
       cap_fails(keys, 100)
       cap_fails('{"a":{},"b":{}}', 2)
@@ -511,7 +475,7 @@ describe("json codec", function()
     end)
 
     it("stops building as soon as the cap is passed", function()
-      local text = "[" .. string.rep("[]", 200000, ",") .. "]"
+      local text = "[" .. util.rep("[]", 200000, ",") .. "]"
       collectgarbage()
       collectgarbage()
       -- decode returns, never raises: the collector is restarted whatever happens
@@ -531,9 +495,9 @@ describe("json codec", function()
     end)
 
     it("the default cap lets large documents through", function()
-      local t = decode("[" .. string.rep("[]", 300000, ",") .. "]")
+      local t = decode("[" .. util.rep("[]", 300000, ",") .. "]")
       assert.are.equal(300000, #t)
-      assert.are.equal(300000, #decode("[" .. string.rep("[]", 300000, ",") .. "]", 2))
+      assert.are.equal(300000, #decode("[" .. util.rep("[]", 300000, ",") .. "]", 2))
     end)
 
     it("the cap and the depth limit apply together", function()
@@ -560,7 +524,7 @@ describe("json codec", function()
 
     it("truncated input", function()
       local text = read_file(FIXTURE)
-      for _, cut in ipairs({ 1, 2, 10, 100, #text // 2, #text - 1 }) do
+      for _, cut in ipairs({ 1, 2, 10, 100, math.floor(#text / 2), #text - 1 }) do
         decode_fails(text:sub(1, cut), nil)
       end
       decode_fails("[1,2", "premature EOF")
@@ -588,7 +552,7 @@ describe("json codec", function()
       assert.has_error(function() decode("[]", 0) end)
       assert.has_error(function() decode("[]", -1) end)
       assert.has_error(function() decode("[]", 1.5) end)
-      for _, bad in ipairs({ 0, -1, math.mininteger }) do
+      for _, bad in ipairs({ 0, -1, -2 ^ 53 }) do
         local ok, err = pcall(decode, "[]", nil, bad)
         assert.is_false(ok)
         assert.is_truthy(err:find("bad argument #3", 1, true), err)
@@ -596,14 +560,14 @@ describe("json codec", function()
       end
       local ok, err = pcall(decode, "[]", nil, 1.5)
       assert.is_false(ok)
-      assert.is_truthy(err:find("bad argument #3", 1, true) and err:find("number has no integer representation", 1, true), err)
+      assert.is_truthy(err:find("bad argument #3", 1, true), err)
       ok, err = pcall(decode, "[]", 1000, "many")
       assert.is_false(ok)
       assert.is_truthy(err:find("bad argument #3", 1, true), err)
       assert.is_false(pcall(decode, "[]", nil, {}))
       -- nil means the default; the largest integer means no practical cap
       assert.is_table(decode("[]", nil, nil))
-      assert.is_table(decode("[[]]", 2, math.maxinteger))
+      assert.is_table(decode("[[]]", 2, 2 ^ 53))
     end)
   end)
 
@@ -615,132 +579,22 @@ describe("json codec", function()
       assert.are.equal("false", encode(false))
       assert.are.equal("0", encode(0))
       assert.are.equal("-17", encode(-17))
-      assert.are.equal("9223372036854775807", encode(math.maxinteger))
-      assert.are.equal("-9223372036854775808", encode(math.mininteger))
-      assert.are.equal("4944116822809979520", encode(4944116822809979520))
+      assert.are.equal("9007199254740991", encode(9007199254740991))
+      assert.are.equal("-9007199254740991", encode(-9007199254740991))
+      assert.are.equal("4944116822809979520", encode(openai.int64("4944116822809979520")))
+      assert.are.equal("0.1", encode(0.1))
+      assert.are.equal("-1.5", encode(-1.5))
+      assert.are.equal("1e+300", encode(1e300))
       assert.are.equal('""', encode(""))
       assert.has_error(function() encode() end)
-    end)
-
-    it("floats: shortest text that reads back, and stays a float", function()
-      local cases = {
-        { 0.1, "0.1" },
-        { 1.0, "1.0" },
-        { -1.0, "-1.0" },
-        { 0.0, "0.0" },
-        { -0.0, "-0.0" },
-        { 2.5, "2.5" },
-        { 100.0, "100.0" },
-        { 1e300, "1e+300" },
-        { 1e-7, "1e-07" },
-        { 5e-324, "5e-324" },
-        { 2 ^ 53, "9007199254740992.0" },
-        { 2 ^ 63, "9.223372036854776e+18" },
-        { 1 / 3, "0.3333333333333333" },
-        { 0.30000000000000004, "0.30000000000000004" },
-        { 1.7976931348623157e308, "1.7976931348623157e+308" },
-        { 123456.789, "123456.789" },
-      }
-      for _, c in ipairs(cases) do
-        local text = encode(c[1])
-        assert.are.equal(c[2], text)
-        local back = decode(text)
-        assert.are.equal("float", math.type(back))
-        assert.are.equal(c[1], back)
-      end
-    end)
-
-    it("floats read back exactly (random bit patterns)", function()
-      math.randomseed(42)
-      for _ = 1, 2000 do
-        local v = string.unpack("<d", string.pack("<i8", math.random(math.mininteger, math.maxinteger)))
-        if v == v and v ~= math.huge and v ~= -math.huge then
-          local back = decode(encode(v))
-          assert.are.equal("float", math.type(back))
-          assert.are.equal(v, back)
-        end
-      end
-    end)
-
-    -- The float rule written out with string.format and tonumber (both C's
-    -- snprintf and strtod): the first of %.15g/%.16g/%.17g (from %.1g for a
-    -- subnormal) that reads back, ".0" added when it has only digits. The
-    -- encoder computes most floats without snprintf; this pins its text to
-    -- the rule. fuzz/json_roundtrip.c checks the same on what it generates.
-    local function float_rule(v)
-      local text
-      for p = (v ~= 0 and math.abs(v) < 2.2250738585072014e-308) and 1 or 15, 17 do
-        text = string.format("%." .. p .. "g", v)
-        local back = tonumber(text)
-        if math.type(back) == "integer" then back = back + 0.0 end
-        if p == 17 or back == v then break end
-      end
-      if not text:find("[^%d%-]") then text = text .. ".0" end
-      return text
-    end
-
-    local function from_bits(i) return (string.unpack("<d", string.pack("<i8", i))) end
-    local function bits(v) return (string.unpack("<i8", string.pack("<d", v))) end
-
-    it("floats: the same text as snprintf's %.15g/%.16g/%.17g rule", function()
-      local count = 0
-      local function check(v)
-        if v == v and v ~= math.huge and v ~= -math.huge then
-          count = count + 1
-          local want = float_rule(v)
-          local got = encode(v)
-          if got ~= want then
-            error(string.format("%a: encode gives %s, the rule %s", v, got, want))
-          end
-        end
-      end
-      -- powers of ten and of two with their neighbours, both signs
-      for k = -325, 309 do
-        local p = tonumber("1e" .. k)
-        if p ~= 0 and p ~= math.huge then
-          for d = -3, 3 do
-            check(from_bits(bits(p) + d))
-            check(-from_bits(bits(p) + d))
-          end
-        end
-      end
-      for k = -1074, 1023 do
-        local p = 2.0 ^ k
-        for d = -2, 2 do check(from_bits(bits(p) + d)) end
-      end
-      -- around 2^53, integers as floats, 15/16/17 digit boundaries
-      for d = -40, 40 do check(2.0 ^ 53 + d) check(from_bits(bits(2.0 ^ 53) + d)) check(d + 0.0) check(d / 8) end
-      for k = -30, 40 do
-        for _, m in ipairs({ "999999999999999", "9999999999999999", "99999999999999999", "1000000000000001",
-                             "100000000000000001", "1", "5", "123456789012345", "1234567890123456",
-                             "12345678901234567", "9999999999999995", "999999999999999.5" }) do
-          check(tonumber(m .. "e" .. k) + 0.0)
-        end
-      end
-      math.randomseed(20240611)
-      for _ = 1, 20000 do
-        -- short decimals like the API's (-0.0012345678, -1.2159517e-05)
-        local digits = math.random(1, 17)
-        local m = math.random(0, 10 ^ math.min(digits, 15) - 1)
-        if digits > 15 then m = m * 10 ^ (digits - 15) + math.random(0, 10 ^ (digits - 15) - 1) end
-        check(tonumber(string.format("%s%de%d", math.random(2) == 1 and "-" or "", m, math.random(-40, 40))) + 0.0)
-        -- any bit pattern, and the doubles in the range the fast path covers
-        check(from_bits(math.random(math.mininteger, math.maxinteger)))
-        check(from_bits(math.random(0x3E00000000000000, 0x47F0000000000000)))
-        -- subnormals
-        check(from_bits(math.random(1, 0x000FFFFFFFFFFFFF)))
-        -- float32 values, as embeddings often are
-        check((string.unpack("<f", string.pack("<i4", math.random(-0x7F800000, 0x7F7FFFFF)))))
-      end
-      assert.is_true(count > 100000)
     end)
 
     it("strings: escapes, no '/' escaping, NULs, non-ASCII", function()
       assert.are.equal([["a\"b\\c/d"]], encode('a"b\\c/d'))
       assert.are.equal([["\b\f\n\r\t"]], encode("\b\f\n\r\t"))
       assert.are.equal('"\\u0000\\u0001\\u001f\127"', encode("\0\1\31\127"))
-      assert.are.equal('"\xE2\x80\x94"', encode("\xE2\x80\x94"))
-      assert.are.equal('"\xF0\x9F\x98\x80"', encode("😀"))
+      assert.are.equal('"\226\128\148"', encode("\226\128\148"))
+      assert.are.equal('"\240\159\152\128"', encode("😀"))
       for i = 0, 127 do
         local s = string.char(i)
         assert.are.equal(s, decode(encode(s)))
@@ -767,8 +621,8 @@ describe("json codec", function()
     end
 
     it("strings: every special byte at every offset of a 24-byte string", function()
-      local specials = { '"', "\\", "\n", "\0", "\1", "\31", "\127", " ", "\xC3\xA9", "\xE2\x80\x94",
-                         "\xF0\x9F\x98\x80", "\xEF\xBF\xBF" }
+      local specials = { '"', "\\", "\n", "\0", "\1", "\31", "\127", " ", "\195\169", "\226\128\148",
+                         "\240\159\152\128", "\239\191\191" }
       for len = 0, 24 do
         for pos = 0, len do
           for _, c in ipairs(specials) do
@@ -778,14 +632,20 @@ describe("json codec", function()
             assert.are.equal(string_rule(two), encode(two), bytes(two))
           end
           -- and a bad byte there fails, in a value and in a key
-          local bad = string.rep("a", pos) .. "\xff" .. string.rep("b", len - pos)
+          local bad = string.rep("a", pos) .. "\255" .. string.rep("b", len - pos)
           encode_fails(bad, "invalid UTF-8 in string")
           encode_fails({ [bad] = 1 }, "invalid UTF-8 in object key")
-          local cut = string.rep("a", pos) .. "\xE2\x80"
+          local cut = string.rep("a", pos) .. "\226\128"
           encode_fails({ x = cut }, "invalid UTF-8 in string at x")
         end
       end
     end)
+
+    -- i / 2 as encode writes it: a float on 5.3+ ("1.0"), the number 1 elsewhere.
+    local function half_text(i)
+      if i % 2 == 1 then return ("%d.5"):format((i - 1) / 2) end
+      return ("%d"):format(i / 2) .. (util.has_integers and ".0" or "")
+    end
 
     it("objects and arrays of every size up to 200, in any insertion order", function()
       math.randomseed(99)
@@ -793,7 +653,7 @@ describe("json codec", function()
         local keys, obj, list, rlist, plain = {}, {}, arr({}), arr({}), {}
         for i = 1, n do keys[i] = string.format("k%d_%x", i, math.random(0, 0xFFFF)) end
         for i = 1, n do obj[keys[i]] = i % 3 == 0 and { v = i } or i end
-        for i = 1, n do list[i] = i % 4 == 0 and arr({ i }) or i * 0.5 end
+        for i = 1, n do list[i] = i % 4 == 0 and arr({ i }) or i / 2 end
         for i = n, 1, -1 do rlist[i] = "s" .. i end -- filled backwards: the hash part
         for i = n, 1, -1 do plain[i] = i end
         local sorted = {}
@@ -806,7 +666,7 @@ describe("json codec", function()
         end
         assert.are.equal("{" .. table.concat(parts, ",") .. "}", encode(obj))
         parts = {}
-        for i = 1, n do parts[i] = i % 4 == 0 and "[" .. i .. "]" or float_rule(i * 0.5) end
+        for i = 1, n do parts[i] = i % 4 == 0 and "[" .. i .. "]" or half_text(i) end
         assert.are.equal("[" .. table.concat(parts, ",") .. "]", encode(list))
         parts = {}
         for i = 1, n do parts[i] = '"s' .. i .. '"' end
@@ -822,8 +682,8 @@ describe("json codec", function()
 
     it("objects have sorted keys, arrays keep order", function()
       assert.are.equal('{"a":1,"b":2,"c":3}', encode({ c = 3, a = 1, b = 2 }))
-      assert.are.equal('{"":0,"A":1,"B":2,"a":3,"aa":4,"b":5,"\xC3\xA9":6}',
-        encode({ b = 5, aa = 4, a = 3, B = 2, A = 1, [""] = 0, ["\xC3\xA9"] = 6 }))
+      assert.are.equal('{"":0,"A":1,"B":2,"a":3,"aa":4,"b":5,"\195\169":6}',
+        encode({ b = 5, aa = 4, a = 3, B = 2, A = 1, [""] = 0, ["\195\169"] = 6 }))
       assert.are.equal('{"a":1,"a\\u0000":2}', encode({ ["a\0"] = 2, a = 1 }))
       assert.are.equal("[3,1,2]", encode({ 3, 1, 2 }))
       local big = {}
@@ -857,7 +717,7 @@ describe("json codec", function()
     end)
 
     it("large strings (1 MB)", function()
-      local s = string.rep("abcdefghij\xE2\x80\x94", 1024 * 1024 // 13)
+      local s = string.rep("abcdefghij\226\128\148", math.floor(1024 * 1024 / 13))
       local text = encode(s)
       assert.are.equal(#s + 2, #text)
       assert.are.equal(s, decode(text))
@@ -896,13 +756,13 @@ describe("json codec", function()
       end)
 
       it("invalid UTF-8", function()
-        encode_fails("\xff", "invalid UTF-8 in string")
-        encode_fails("caf\xe9", "invalid UTF-8 in string")
-        encode_fails("\xC3", "invalid UTF-8 in string")
-        encode_fails("\xE2\x82", "invalid UTF-8 in string")
-        encode_fails("\xF8\x88\x80\x80\x80", "invalid UTF-8 in string")
-        encode_fails({ a = { "ok", "\x80" } }, "invalid UTF-8 in string at a[2]")
-        encode_fails({ ["k\xff"] = 1 }, "invalid UTF-8 in object key")
+        encode_fails("\255", "invalid UTF-8 in string")
+        encode_fails("caf\233", "invalid UTF-8 in string")
+        encode_fails("\195", "invalid UTF-8 in string")
+        encode_fails("\226\130", "invalid UTF-8 in string")
+        encode_fails("\248\136\128\128\128", "invalid UTF-8 in string")
+        encode_fails({ a = { "ok", "\128" } }, "invalid UTF-8 in string at a[2]")
+        encode_fails({ ["k\255"] = 1 }, "invalid UTF-8 in object key")
       end)
 
       it("strict UTF-8: every sequence the decoder rejects, in values and keys", function()
@@ -963,7 +823,7 @@ describe("json codec", function()
 
       it("functions, userdata, threads, with the path", function()
         encode_fails(print, "cannot encode function")
-        encode_fails(coroutine.create(print), "cannot encode thread")
+        encode_fails(coroutine.create(function() end), "cannot encode thread")
         encode_fails(io.stdout, "cannot encode userdata")
         encode_fails({ messages = { { role = "user", content = print } } },
           "cannot encode function at messages[1].content")
@@ -988,7 +848,8 @@ describe("json codec", function()
     it("decode(encode(v)) == v for a mixed value", function()
       local v = {
         id = "chatcmpl-1",
-        n = math.mininteger,
+        n = openai.int64("-9223372036854775808"), -- an integer, or a boxed int64
+        big = openai.int64("4944116822809979520"),
         f = 0.1,
         whole = 3.0,
         z = -0.0,
@@ -996,22 +857,25 @@ describe("json codec", function()
         list = arr({ 1, 2.0, "three", null, false, arr({}), {}, { k = arr({ 1 }) } }),
         empty_list = arr({}),
         empty_obj = {},
-        text = "line\nbreak \"quoted\" \xE2\x80\x94 \0 end",
+        text = "line\nbreak \"quoted\" \226\128\148 \0 end",
         nested = { a = { b = { c = { d = arr({ true }) } } } },
       }
       assert_same(v, decode(encode(v)))
     end)
 
-    it("encode(decode(s)) keeps every value and type", function()
-      local s = '{"a":[1,1.0,-0.0,1e+300,"x",null,true,{},[]],"b":{"c":9223372036854775807}}'
-      assert.are.equal(s, encode(decode(s)))
-    end)
+    -- Up to 18 digits, so beyond 2^53 at times: an integer on 5.3+, a
+    -- number or a boxed int64 elsewhere.
+    local function random_integer()
+      local digits = { math.random(2) == 1 and "-" or "", ("%d"):format(math.random(1, 9)) }
+      for i = 3, math.random(2, 19) do digits[i] = ("%d"):format(math.random(0, 9)) end
+      return openai.int64(table.concat(digits))
+    end
 
     it("random documents", function()
       math.randomseed(7)
       local function gen(depth)
         local r = math.random(depth > 4 and 6 or 8)
-        if r == 1 then return math.random(math.mininteger, math.maxinteger)
+        if r == 1 then return random_integer()
         elseif r == 2 then return (math.random() - 0.5) * 10 ^ math.random(-300, 300)
         elseif r == 3 then
           local t = {}
@@ -1053,7 +917,11 @@ describe("json codec", function()
               core.json_encode(1.5), core.json_encode(setmetatable({ 0.1, 2.0, 1e300 }, core.array_mt)))
       ]], { LOCPATH = "build/locale" })
       assert.are.equal(0, code, output)
-      assert.are.equal("1,5\t1,5\ttrue\t1.5\t[0.1,2.0,1e+300]\n", output)
+      -- tostring follows LC_NUMERIC except on LuaJIT, which formats numbers itself;
+      -- 2.0 is the number 2 where numbers have no float subtype
+      local shown = util.is_luajit and "1.5" or "1,5"
+      assert.are.equal(shown .. "\t" .. shown .. "\ttrue\t1.5\t" .. (util.has_integers and "[0.1,2.0,1e+300]" or "[0.1,2,1e+300]") .. "\n",
+        output)
     end)
   end)
 end)

@@ -36,7 +36,11 @@ describe("ownership", function()
     return openai.new { api_key = KEY, base_url = server.base_url .. "/" .. mode, max_retries = 0 }
   end
 
-  for _, case in ipairs { { name = "body4m", size = 4 * MiB }, { name = "body40m", size = 40 * MiB } } do
+  -- The 40 MB upload runs on Lua 5.4 only: it is the 4 MB one's C code
+  -- path, ten times longer (3 s), whatever the runtime.
+  local uploads = { { name = "body4m", size = 4 * MiB } }
+  if util.runtime == "lua5.4" then uploads[2] = { name = "body40m", size = 40 * MiB } end
+  for _, case in ipairs(uploads) do
     it(("a stream goes on uploading its %d MB body after create() returns; the server gets every byte"):format(case.size / MiB),
       function()
         local client = client_for("early/" .. case.name)

@@ -30,7 +30,7 @@ describe("requests", function()
     local cases = {
       { "a/b c", "/v1/chat/completions/a%2Fb%20c" },
       { "a?b#c", "/v1/chat/completions/a%3Fb%23c" },
-      { "\u{e4}", "/v1/chat/completions/%C3%A4" },
+      { "\195\164", "/v1/chat/completions/%C3%A4" }, -- U+00E4
       { "%2e%2e", "/v1/chat/completions/%252e%252e" },
       { "a%2Fb", "/v1/chat/completions/a%252Fb" },
       { "x..y", "/v1/chat/completions/x..y" },

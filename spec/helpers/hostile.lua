@@ -37,7 +37,7 @@ function Hostile:stats()
   local body = self:control("GET", "/__hostile/stats")
   local c, r = body:match('^{"connections":(%d+),"requests":(%d+)}$')
   if not c then error("hostile: bad stats " .. body, 2) end
-  return { connections = math.tointeger(tonumber(c)), requests = math.tointeger(tonumber(r)) }
+  return { connections = tonumber(c), requests = tonumber(r) }
 end
 
 function Hostile:reset()

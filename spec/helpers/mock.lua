@@ -54,10 +54,12 @@ function Mock:script(responses)
   self:_request("POST", "/__mock/script", cjson.encode({ responses = list }))
 end
 
--- cjson decodes every number as a float on Lua 5.4; counters read better
--- (and compare with math.type) as integers.
+-- cjson decodes every number as a float on Lua 5.3 and 5.4; counters read
+-- better (and compare with math.type) as integers. Older runtimes have
+-- numbers only.
+local tointeger = math.tointeger or function(v) return v end
 local function int(v)
-  return math.tointeger(v) or v
+  return tointeger(v) or v
 end
 
 function Mock:stats()

@@ -121,7 +121,7 @@ function M.start(opts)
     "debug = 4",
     "[https]",
     "accept = 127.0.0.1:" .. port,
-    "connect = 127.0.0.1:" .. assert(math.tointeger(opts.port)),
+    "connect = 127.0.0.1:" .. ("%d"):format(opts.port),
     "cert = " .. opts.cert,
     "key = " .. opts.key,
     "",

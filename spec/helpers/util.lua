@@ -24,10 +24,15 @@ function util.lua_command()
   return os.getenv("OPENAI_SPEC_LUA") or util.runtime
 end
 
+-- The Makefile's build directory of this runtime (make LUA=...).
+function util.build_dir()
+  return util.runtime == "lua5.4" and "build" or "build/" .. util.runtime
+end
+
 -- Where child processes find openai.core (OPENAI_SPEC_CPATH from the
 -- runner, else the Makefile's build directory of this runtime).
 function util.cpath()
-  return os.getenv("OPENAI_SPEC_CPATH") or (util.runtime == "lua5.4" and "build/?.so" or "build/" .. util.runtime .. "/?.so")
+  return os.getenv("OPENAI_SPEC_CPATH") or util.build_dir() .. "/?.so"
 end
 
 -- "LUA_CPATH=...": the environment a shell command gives a child Lua
@@ -50,6 +55,12 @@ end
 
 util.pack = table.pack or function(...) return { n = select("#", ...), ... } end
 util.unpack = table.unpack or unpack -- luacheck: ignore (5.1's global)
+
+-- string.rep with a separator (Lua 5.1's takes none).
+function util.rep(text, n, sep)
+  if sep == nil or n <= 1 then return text:rep(n) end
+  return (text .. sep):rep(n - 1) .. text
+end
 
 -- load() of a text with an environment on every runtime (5.1's load takes
 -- a function, and its chunks take setfenv).

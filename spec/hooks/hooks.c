@@ -3,7 +3,9 @@
  * starts a timer; its SIGALRM handler sets a hook on the main thread, and
  * the hook runs fn() once, at the next Lua call or instruction (which the
  * client's waits provide). Test code only: a signal handler can reach the
- * state only through a global. */
+ * state only through a global. Builds for every runtime (make LUA=...
+ * hooks-module): the Lua 5.1 API, and the main thread where the registry
+ * keeps it (5.2+). */
 #define _POSIX_C_SOURCE 200809L
 
 #include <lauxlib.h>
@@ -13,12 +15,13 @@
 #include <sys/time.h>
 
 static lua_State *armed;
-static const char fn_key = 0;
+static char fn_key; /* its address is the registry key */
 
 static void run_fn(lua_State *L, lua_Debug *ar) {
   (void)ar;
   lua_sethook(L, NULL, 0, 0);
-  lua_rawgetp(L, LUA_REGISTRYINDEX, &fn_key);
+  lua_pushlightuserdata(L, &fn_key);
+  lua_rawget(L, LUA_REGISTRYINDEX);
   lua_call(L, 0, 0);
 }
 
@@ -32,10 +35,17 @@ static int arm(lua_State *L) {
   struct itimerval timer;
   struct sigaction action;
   luaL_checktype(L, 2, LUA_TFUNCTION);
+  lua_pushlightuserdata(L, &fn_key);
   lua_pushvalue(L, 2);
-  lua_rawsetp(L, LUA_REGISTRYINDEX, &fn_key);
+  lua_rawset(L, LUA_REGISTRYINDEX);
+#ifdef LUA_RIDX_MAINTHREAD
   lua_rawgeti(L, LUA_REGISTRYINDEX, LUA_RIDX_MAINTHREAD);
   armed = lua_tothread(L, -1);
+#else
+  /* No main thread to find (5.1, LuaJIT): the thread that arms the hook,
+   * which is the one that then waits. */
+  armed = L;
+#endif
   memset(&action, 0, sizeof action);
   action.sa_handler = on_alarm;
   sigemptyset(&action.sa_mask);
