@@ -341,7 +341,7 @@ describe("fault matrix", function()
     local cc, err = client.chat.completions.retrieve(GOLDEN_ID)
     assert.is_nil(err)
     assert.are.equal(GOLDEN_ID, cc.id)
-    assert.are.equal(4944116822809979520, cc.seed)
+    assert.are.equal(openai.int64("4944116822809979520"), cc.seed)
     assert.are.equal(1, on:stats().requests)
   end
 

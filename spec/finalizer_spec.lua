@@ -45,6 +45,9 @@ describe("finalizers during a call", function()
   end)
 
   it("a finalizer that reads another stream and closes the client during a read gives whole events", function()
-    assert.is_true(rounds("stream", "flood?size=200&count=400") > 0, "the finalizer never ran inside the C core")
+    -- The older collectors (5.1 to 5.3, LuaJIT) finish a cycle inside a
+    -- read only when reads allocate more: 8 kB events there.
+    local size = util.runtime == "lua5.4" and 200 or 8000
+    assert.is_true(rounds("stream", "flood?size=" .. size .. "&count=400") > 0, "the finalizer never ran inside the C core")
   end)
 end)

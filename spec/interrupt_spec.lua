@@ -37,8 +37,11 @@ describe("Ctrl-C", function()
   local function ends_at_once(mode, script)
     server:script(script)
     local output, took = interrupt(mode)
-    -- The standalone interpreter names itself: "lua5.1: interrupted!", "luajit: ...".
-    assert.matches("^ready\n" .. util.literal(util.lua_command()) .. ": interrupted!\nstack traceback:\n", output)
+    -- The standalone interpreter names itself: "lua5.1: interrupted!",
+    -- "luajit: ...". LuaJIT's luaL_error adds where the Lua code the hook
+    -- interrupted was, even at line 0: the C core's wait is in a chunk of its own.
+    local where = util.is_luajit and "[^\n]-:%d+: " or ""
+    assert.matches("^ready\n" .. util.literal(util.lua_command()) .. ": " .. where .. "interrupted!\nstack traceback:\n", output)
     assert.is_nil(output:find("the call returned", 1, true))
     assert.is_true(took < 0.5, ("took %.3f s"):format(took))
   end

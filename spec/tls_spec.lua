@@ -71,7 +71,7 @@ describe("TLS", function()
     local cc, err = retrieve { ca_file = good.cert }
     assert.is_nil(err)
     assert.is_true(util.same(golden, cc))
-    assert.are.equal(4944116822809979520, cc.seed)
+    assert.are.equal(openai.int64("4944116822809979520"), cc.seed)
     local requests = server:requests()
     assert.are.equal(1, #requests)
     assert.are.equal("/v1/chat/completions/chatcmpl-abc123", requests[1].target)
@@ -119,7 +119,7 @@ describe("TLS", function()
       return util.run_lua([[
         local openai = require("openai")
         local cc, err = openai.chat.completions.retrieve("chatcmpl-abc123", { max_retries = 0 })
-        io.write(cc and ("ok " .. cc.id .. " " .. cc.seed) or tostring(err))
+        io.write(cc and ("ok " .. cc.id .. " " .. openai.json.encode(cc.seed)) or tostring(err))
       ]], env)
     end
 
@@ -162,7 +162,7 @@ describe("TLS", function()
         local openai = require("openai")
         local client = openai.new { ca_file = %q, max_retries = 0 }
         local cc, err = client.chat.completions.retrieve("chatcmpl-abc123")
-        io.write(cc and ("ok " .. cc.id .. " " .. cc.seed) or tostring(err))
+        io.write(cc and ("ok " .. cc.id .. " " .. openai.json.encode(cc.seed)) or tostring(err))
       ]]):format(other.cert), env)
       assert.are.same({ REFUSED, 0 }, { out, code })
     end)

@@ -509,7 +509,7 @@ function M.send(state, call)
         -- Out of file descriptors: a full collection closes abandoned
         -- streams and clients; then this attempt again, not counted.
         collected = true
-        collectgarbage("collect")
+        compat.full_collect()
       else
         err, retryable, headers = errors.failure(kind, cause), RETRYABLE[kind], nil
       end

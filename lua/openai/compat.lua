@@ -37,6 +37,22 @@ else
   end
 end
 
+-- A full collection that also frees what collected clients and streams
+-- held. Their states are the values of weak-keyed tables, and without
+-- ephemerons (Lua 5.1, and LuaJIT, which says "Lua 5.1") such a value
+-- stays marked in the cycle that finds its key dead: the second cycle
+-- frees it, and runs the finalizers that close its sockets.
+if _VERSION == "Lua 5.1" then
+  function compat.full_collect()
+    collectgarbage("collect")
+    collectgarbage("collect")
+  end
+else
+  function compat.full_collect()
+    collectgarbage("collect")
+  end
+end
+
 -- The runtime, for the X-Stainless-Runtime(-Version) headers: "lua" and
 -- "5.4", or "luajit" and "2.1.0-beta3" (LuaJIT says "Lua 5.1" in _VERSION).
 local jit_version = type(jit) == "table" and jit.version or nil

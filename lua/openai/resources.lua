@@ -59,7 +59,11 @@ local function method_function(name, spec, get_state, namespace)
   for i = 1, n_args do
     if kinds[i] == "body" then blame.body = i end
   end
-  local function invoke(a1, a2, a3)
+  local is_namespace = { [namespace] = true } -- a raw test, as rawequal, without a call
+  -- The function the caller calls raises for bad arguments itself (level
+  -- 2): through a tail call Lua 5.1 would count one level more.
+  return function(a1, a2, a3, a4)
+    if is_namespace[a1] then a1, a2, a3 = a2, a3, a4 end
     local path, n_ids, body, query = pieces[1], 0, nil, nil
     for i = 1, n_args do
       local kind, value = kinds[i], a2
@@ -99,11 +103,6 @@ local function method_function(name, spec, get_state, namespace)
       end)
     end
     return fetch(call)
-  end
-  local is_namespace = { [namespace] = true } -- a raw test, as rawequal, without a call
-  return function(a1, a2, a3, a4)
-    if is_namespace[a1] then return invoke(a2, a3, a4) end
-    return invoke(a1, a2, a3)
   end
 end
 
