@@ -1,6 +1,7 @@
 # Development build of openai (C core openai.core + Lua layer).
-# `make` builds build/openai/core.so; `make test`, `make demo`, `make bench`,
-# `make bench-callgrind`, `make install PREFIX=DIR` (LuaRocks tree layout).
+# `make` builds build/openai/core.so; `make test` (Lua 5.4), `make test-all`
+# (every runtime), `make demo`, `make bench`, `make bench-callgrind`,
+# `make install PREFIX=DIR` (LuaRocks tree layout).
 # Debian packages only.
 
 # LUA picks the runtime: lua5.1, lua5.2, lua5.3, lua5.4 (default) or luajit
@@ -52,7 +53,7 @@ DEBIAN_PACKAGES := make gcc pkg-config lua5.4 liblua5.4-dev libcurl4-openssl-dev
 RUNTIME_PACKAGES := lua5.1 liblua5.1-0-dev lua5.2 liblua5.2-dev lua5.3 liblua5.3-dev \
                     luajit2 libluajit2-5.1-dev lua-compat53-dev
 
-.PHONY: all deps test demo bench bench-build bench-callgrind install uninstall clean \
+.PHONY: all deps test test-all demo bench bench-build bench-callgrind install uninstall clean \
         asan valgrind tsan threads-host hooks-module fuzz fuzz-build ci-extra
 
 all: $(MODULE)
@@ -72,6 +73,12 @@ deps:
 test: deps
 	@$(MAKE) --no-print-directory all
 	@sh tools/run-tests.sh
+
+# The suite under every runtime, each built first ($(MAKE) LUA=... all):
+# a line per runtime, then "N passed, M failed" over all (tools/test-all.sh).
+TEST_RUNTIMES := lua5.1 lua5.2 lua5.3 lua5.4 luajit
+test-all: deps
+	@MAKE="$(MAKE)" sh tools/test-all.sh $(TEST_RUNTIMES)
 
 demo: deps
 	@$(MAKE) --no-print-directory all

@@ -33,21 +33,25 @@ describe("finalizers during a call", function()
     assert(ok, output)
     local inside = output:match("\nrounds " .. ROUNDS .. " ok " .. ROUNDS .. " inside (%d+)\n$")
     assert(inside, output)
-    return tonumber(inside)
+    return tonumber(inside), output
+  end
+
+  local function assert_inside(inside, output)
+    assert.is_true(inside > 0, "the finalizer never ran inside the C core:\n" .. output)
   end
 
   it("a finalizer that closes the client leaves the call's result intact", function()
-    assert.is_true(rounds("close", "files") > 0, "the finalizer never ran inside the C core")
+    assert_inside(rounds("close", "files"))
   end)
 
   it("a finalizer that makes another call on the same client gets its own result", function()
-    assert.is_true(rounds("nested", "files") > 0, "the finalizer never ran inside the C core")
+    assert_inside(rounds("nested", "files"))
   end)
 
   it("a finalizer that reads another stream and closes the client during a read gives whole events", function()
     -- The older collectors (5.1 to 5.3, LuaJIT) finish a cycle inside a
     -- read only when reads allocate more: 8 kB events there.
     local size = util.runtime == "lua5.4" and 200 or 8000
-    assert.is_true(rounds("stream", "flood?size=" .. size .. "&count=400") > 0, "the finalizer never ran inside the C core")
+    assert_inside(rounds("stream", "flood?size=" .. size .. "&count=400"))
   end)
 end)
