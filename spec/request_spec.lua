@@ -1,6 +1,7 @@
 -- What goes on the wire: paths, base URL joining, query, headers.
 local openai = require("openai")
 local mock = require("spec.helpers.mock")
+local util = require("spec.helpers.util")
 
 local KEY = "sk-test-request-0123456789"
 
@@ -168,6 +169,28 @@ describe("requests", function()
         assert.is_nil(server:header(last_request(), "x-stainless-timeout"))
         assert(client.chat.completions.retrieve("chatcmpl-abc123", { timeout = 5.9 }))
         assert.are.equal("5", server:header(last_request(), "x-stainless-timeout"))
+      end)
+    end)
+
+    it("names the runtime it runs on in X-Stainless-Runtime and X-Stainless-Runtime-Version", function()
+      with_client({}, function(client)
+        assert(client.chat.completions.retrieve("chatcmpl-abc123"))
+        local req = last_request()
+        local runtime, version = server:header(req, "x-stainless-runtime"), server:header(req, "x-stainless-runtime-version")
+        if util.is_luajit then
+          assert.are.same({ "luajit", jit.version }, { runtime, "LuaJIT " .. version })
+        else
+          assert.are.same({ "lua", _VERSION }, { runtime, "Lua " .. version })
+        end
+      end)
+    end)
+
+    it("sends numbers as header values, integers as their digits on every runtime", function()
+      with_client({ default_headers = { ["X-Big"] = 9007199254740991, ["X-Half"] = 1.5 } }, function(client)
+        assert(client.chat.completions.retrieve("chatcmpl-abc123", { headers = { ["X-Small"] = -7 } }))
+        local req = last_request()
+        assert.are.same({ "9007199254740991", "1.5", "-7" },
+          { server:header(req, "x-big"), server:header(req, "x-half"), server:header(req, "x-small") })
       end)
     end)
 
