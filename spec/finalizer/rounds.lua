@@ -76,7 +76,7 @@ local DEFAULT = util.runtime == "lua5.4" and { 200, 100 } or { 200, 200 }
 -- Runs call() with a garbage object whose finalizer runs on_gc(), the
 -- collector running almost continuously. Returns pcall's results, the
 -- finalizer's traceback when it ran during the call, and whether it ran
--- inside the C core.
+-- inside the C core (nil when not during the call).
 local current_round = 0
 local function with_finalizer(on_gc, call)
   local ran, inside, calling = nil, nil, false

@@ -49,7 +49,8 @@ function Hostile:stop()
   if self.dir then process.remove_dir(self.dir) end
 end
 
--- Last resort when a spec forgets h:stop().
+-- Last resort when a spec forgets h:stop() (tables are finalized from Lua
+-- 5.2 on; elsewhere the server's --parent-pid ends it with the run).
 Hostile.__gc = function(self) pcall(Hostile.stop, self) end
 
 return M

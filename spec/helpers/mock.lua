@@ -86,7 +86,8 @@ function Mock:header(req, name)
   return nil
 end
 
--- Last resort when a spec forgets m:stop().
+-- Last resort when a spec forgets m:stop() (tables are finalized from Lua
+-- 5.2 on; elsewhere the server's --parent-pid ends it with the run).
 Mock.__gc = function(self) pcall(Mock.stop, self) end
 
 -- The usual spec set-up: one mock for a describe block, reset before each
