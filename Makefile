@@ -53,7 +53,7 @@ RUNTIME_PACKAGES := lua5.1 liblua5.1-0-dev lua5.2 liblua5.2-dev lua5.3 liblua5.3
                     luajit2 libluajit2-5.1-dev lua-compat53-dev
 
 .PHONY: all deps test demo bench bench-build bench-callgrind install uninstall clean \
-        asan valgrind tsan threads-host hooks-module fuzz fuzz-build ci-extra
+        asan valgrind tsan threads-host hooks-module fork-helper fuzz fuzz-build ci-extra
 
 all: $(MODULE)
 
@@ -165,6 +165,15 @@ hooks-module: $(HOOKS_MODULE)
 $(HOOKS_MODULE): spec/hooks/hooks.c
 	@mkdir -p $(dir $@)
 	$(CC) $(OPT) $(WARN) -fPIC -shared $(LUA_CFLAGS) $(CFLAGS) -o $@ $<
+
+# The test helper of spec/fork_spec.lua (fork and a bounded wait), one per
+# runtime beside that runtime's module: $(BUILD)/spec/fork.so.
+FORK_HELPER := $(BUILD)/spec/fork.so
+fork-helper: $(FORK_HELPER) $(MODULE)
+
+$(FORK_HELPER): spec/fork/fork.c
+	@mkdir -p $(dir $@)
+	$(CC) $(OPT) $(WARN) -fPIC -shared $(shell $(PKG_CONFIG) --cflags $(LUA_PC)) $(CFLAGS) -o $@ $<
 
 # 8 threads x (1000 retrieves + 50 streams) under ThreadSanitizer.
 tsan: deps
