@@ -7,7 +7,10 @@
 # (Debian's luajit or OpenResty's luajit2: the same C API). Each has its own
 # pkg-config name, LuaRocks version directory and build directory:
 # build/openai/core.so for lua5.4, build/<LUA>/openai/core.so otherwise.
+# LuaRocks (openai-scm-1.rockspec, build type "make") passes the path of the
+# interpreter it runs, /usr/bin/lua5.1 say: its name is the runtime.
 LUA         ?= lua5.4
+override LUA := $(notdir $(LUA))
 runtime_version = $(if $(filter luajit,$(1)),5.1,$(patsubst lua%,%,$(1)))
 LUA_VERSION := $(call runtime_version,$(LUA))
 ifeq ($(filter lua5.1 lua5.2 lua5.3 lua5.4 luajit,$(LUA)),)
@@ -17,8 +20,12 @@ LUA_PC      := $(LUA)
 # Lua 5.1, 5.2 and LuaJIT get the 5.3 C API from Debian's lua-compat53-dev,
 # whose header sits beside Lua 5.1's and 5.2's. -isystem: its code is not ours
 # to warn about, and it is searched after LuaJIT's own lua.h.
-COMPAT53_DIR = $(if $(filter lua5.2,$(LUA)),/usr/include/lua5.2,/usr/include/lua5.1)
+COMPAT53_DIR ?= $(if $(filter lua5.2,$(LUA)),/usr/include/lua5.2,/usr/include/lua5.1)
 COMPAT53_CFLAGS = $(if $(filter lua5.1 lua5.2 luajit,$(LUA)),-isystem $(COMPAT53_DIR))
+# The runtime's headers: LuaRocks gives their directory (LUA_INCDIR);
+# otherwise pkg-config knows them.
+LUA_INCDIR  ?=
+RUNTIME_CFLAGS = $(if $(LUA_INCDIR),-I$(LUA_INCDIR),$(shell $(PKG_CONFIG) --cflags $(LUA_PC)))
 PREFIX      ?= /usr/local
 LUADIR      ?= $(PREFIX)/share/lua/$(LUA_VERSION)
 LIBDIR      ?= $(PREFIX)/lib/lua/$(LUA_VERSION)
@@ -26,11 +33,16 @@ PKG_CONFIG  ?= pkg-config
 
 CC          ?= cc
 OPT         ?= -O2 -g
-WARN        := -std=c99 -Wall -Wextra -Wpedantic -Werror -Wshadow \
+# LuaRocks builds pass WERROR= : a warning of another compiler must not
+# stop an install.
+WERROR      ?= -Werror
+WARN        := -std=c99 -Wall -Wextra -Wpedantic $(WERROR) -Wshadow \
                -Wstrict-prototypes -Wmissing-prototypes -Wcast-qual -Wformat=2
+LIBFLAG     ?= -shared
 # Deferred (=) so that `make deps` can install pkg-config files first.
-DEP_CFLAGS   = $(shell $(PKG_CONFIG) --cflags $(LUA_PC) libcurl) $(COMPAT53_CFLAGS)
+DEP_CFLAGS   = $(RUNTIME_CFLAGS) $(shell $(PKG_CONFIG) --cflags libcurl) $(COMPAT53_CFLAGS)
 DEP_LIBS     = $(shell $(PKG_CONFIG) --libs libcurl) -lm -pthread
+# -fvisibility=hidden: the module exports luaopen_openai_core alone.
 ALL_CFLAGS   = $(OPT) $(WARN) -fPIC -fvisibility=hidden $(DEP_CFLAGS) $(CFLAGS)
 SAN_FLAGS   ?=
 
@@ -61,7 +73,7 @@ $(BUILD)/obj/%.o: src/%.c $(wildcard src/*.h) | $(BUILD)/obj
 	$(CC) $(ALL_CFLAGS) $(SAN_FLAGS) -c -o $@ $<
 
 $(MODULE): $(OBJECTS) | $(BUILD)/openai
-	$(CC) -shared $(SAN_FLAGS) $(LDFLAGS) -o $@ $(OBJECTS) $(DEP_LIBS)
+	$(CC) $(LIBFLAG) $(SAN_FLAGS) $(LDFLAGS) -o $@ $(OBJECTS) $(DEP_LIBS)
 
 $(BUILD)/obj $(BUILD)/openai:
 	mkdir -p $@
@@ -173,7 +185,7 @@ fork-helper: $(FORK_HELPER) $(MODULE)
 
 $(FORK_HELPER): spec/fork/fork.c
 	@mkdir -p $(dir $@)
-	$(CC) $(OPT) $(WARN) -fPIC -shared $(shell $(PKG_CONFIG) --cflags $(LUA_PC)) $(CFLAGS) -o $@ $<
+	$(CC) $(OPT) $(WARN) -fPIC -shared $(RUNTIME_CFLAGS) $(CFLAGS) -o $@ $<
 
 # 8 threads x (1000 retrieves + 50 streams) under ThreadSanitizer.
 tsan: deps

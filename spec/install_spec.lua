@@ -1,11 +1,19 @@
--- The two install routes give the same LuaRocks tree, and it works.
+-- The two install routes, `make install` and `luarocks make`, give the same
+-- LuaRocks tree for every runtime, and that runtime's interpreter loads it.
+local process = require("spec.helpers.process")
 local util = require("spec.helpers.util")
 
+local RUNTIMES = { "lua5.1", "lua5.2", "lua5.3", "lua5.4", "luajit" }
+local SEED = '{"seed":4944116822809979520}'
+
 local function capture(command)
-  local pipe = assert(io.popen(command .. " 2>&1"))
-  local output = pipe:read("a")
-  local ok = pipe:close()
+  local output, ok = process.run(command)
   return ok, output
+end
+
+-- LuaRocks' directory name of a runtime's version.
+local function version_of(runtime)
+  return runtime == "luajit" and "5.1" or runtime:sub(4)
 end
 
 local function tree_files(dir)
@@ -14,64 +22,86 @@ local function tree_files(dir)
   return output
 end
 
-local function try_tree(dir)
-  local code_text = ([[
-    package.path = DIR .. "/share/lua/5.4/?.lua;" .. DIR .. "/share/lua/5.4/?/init.lua"
-    package.cpath = DIR .. "/lib/lua/5.4/?.so"
-    local openai = require("openai")
-    print(package.searchpath("openai.core", package.cpath) ~= nil, openai.json.encode(openai.json.decode('{"seed":4944116822809979520}')))
-  ]]):gsub("DIR", ("%q"):format(dir))
-  return util.run_lua(code_text, {})
+-- The tree every route must give: each module of lua/openai/ and the C core.
+local function expected_files(version)
+  local ok, listing = capture("cd lua/openai && ls *.lua")
+  assert(ok, listing)
+  local files = { "lib/lua/" .. version .. "/openai/core.so" }
+  for name in listing:gmatch("[^\n]+") do
+    files[#files + 1] = "share/lua/" .. version .. "/openai/" .. name
+  end
+  table.sort(files)
+  return table.concat(files, "\n") .. "\n"
 end
 
-local EXPECTED = table.concat({
-  "lib/lua/5.4/openai/core.so",
-  "share/lua/5.4/openai/client.lua",
-  "share/lua/5.4/openai/errors.lua",
-  "share/lua/5.4/openai/init.lua",
-  "share/lua/5.4/openai/object.lua",
-  "share/lua/5.4/openai/page.lua",
-  "share/lua/5.4/openai/resources.lua",
-  "share/lua/5.4/openai/stream.lua",
-  "share/lua/5.4/openai/url.lua",
-}, "\n") .. "\n"
+-- Loads the tree with the runtime's interpreter, with no other path to
+-- search, and round-trips an integer beyond 2^53.
+local function try_tree(runtime, dir)
+  local version = version_of(runtime)
+  local code = ([[
+    package.path = DIR .. "/share/lua/VERSION/?.lua;" .. DIR .. "/share/lua/VERSION/?/init.lua"
+    package.cpath = DIR .. "/lib/lua/VERSION/?.so"
+    local openai = require("openai")
+    local value = openai.json.decode(SEED)
+    io.write(openai.json.encode(value), " ", tostring(value.seed), "\n")
+  ]]):gsub("VERSION", version):gsub("DIR", ("%q"):format(dir)):gsub("SEED", ("%q"):format(SEED))
+  local ok, output = capture(runtime .. " -e " .. util.shell_quote(code))
+  return ok, output
+end
+
+-- The dynamic symbols the module defines.
+local function exported(dir, version)
+  local ok, output = capture("nm -D --defined-only " .. util.shell_quote(dir .. "/lib/lua/" .. version
+    .. "/openai/core.so") .. " | awk '{ print $2, $3 }'")
+  assert(ok, output)
+  return output
+end
+
+local function check_tree(runtime, dir)
+  local version = version_of(runtime)
+  assert.are.equal(expected_files(version), tree_files(dir))
+  assert.are.equal("T luaopen_openai_core\n", exported(dir, version))
+  local ok, output = try_tree(runtime, dir)
+  assert(ok, output)
+  assert.are.equal(SEED .. " 4944116822809979520\n", output)
+end
 
 describe("installation", function()
-  it("installs the LuaRocks tree layout with make install PREFIX=", function()
-    local dir = os.tmpname()
-    os.remove(dir)
-    local ok, output = capture("make --no-print-directory install PREFIX=" .. util.shell_quote(dir))
-    assert(ok, output)
-    assert.are.equal(EXPECTED, tree_files(dir))
-    local result, code = try_tree(dir)
-    assert.are.equal(0, code, result)
-    assert.are.equal('true\t{"seed":4944116822809979520}\n', result)
-    os.execute("rm -rf " .. util.shell_quote(dir))
-  end)
+  for _, runtime in ipairs(RUNTIMES) do
+    local version = version_of(runtime)
 
-  it("builds the same tree with luarocks make, offline", function()
-    local dir = os.tmpname()
-    os.remove(dir)
-    -- a copy, so luarocks' objects never land in the working tree
-    local src = os.tmpname()
-    os.remove(src)
-    local ok, output = capture(("mkdir -p %s && cp -r src lua openai-scm-1.rockspec %s/ && cd %s && "
-      .. "luarocks --lua-version=5.4 make --tree %s openai-scm-1.rockspec"):format(
-      util.shell_quote(src), util.shell_quote(src), util.shell_quote(src), util.shell_quote(dir)))
-    assert(ok, output)
-    assert.are.equal(EXPECTED, tree_files(dir))
-    local result, code = try_tree(dir)
-    assert.are.equal(0, code, result)
-    assert.are.equal('true\t{"seed":4944116822809979520}\n', result)
-    os.execute("rm -rf " .. util.shell_quote(dir) .. " " .. util.shell_quote(src))
-  end)
+    it("make install LUA=" .. runtime .. " PREFIX= gives the tree of Lua " .. version .. ", which " .. runtime
+      .. " loads", function()
+      local dir = process.temp_dir()
+      local ok, output = capture("make --no-print-directory install LUA=" .. runtime .. " PREFIX="
+        .. util.shell_quote(dir))
+      assert(ok, output)
+      check_tree(runtime, dir)
+      process.remove_dir(dir)
+    end)
 
-  it("the rockspec names every source file and Lua module", function()
-    local rockspec = util.read_file("openai-scm-1.rockspec")
-    local ok, listing = capture("ls src/*.c lua/openai/*.lua")
-    assert(ok, listing)
-    for path in listing:gmatch("[^\n]+") do
-      assert.truthy(rockspec:find('"' .. path .. '"', 1, true), path .. " is not in the rockspec")
-    end
-  end)
+    -- Debian's luarocks runs lua5.1 for --lua-version=5.1; a configuration
+    -- naming luajit and its headers points it at LuaJIT instead.
+    it("luarocks --lua-version=" .. version .. " make, offline, gives the same tree for " .. runtime, function()
+      local dir = process.temp_dir()
+      -- a copy, so luarocks' objects never land in the working tree
+      local src = process.temp_dir()
+      local config = ""
+      if runtime == "luajit" then
+        process.write_file(src .. "/luajit.lua",
+          'lua_interpreter = "luajit"\nvariables = { LUA_INCDIR = "/usr/include/luajit-2.1" }\n')
+        config = "LUAROCKS_CONFIG=" .. util.shell_quote(src .. "/luajit.lua") .. " "
+      end
+      local ok, output = capture(("cp -r src lua Makefile openai-scm-1.rockspec %s/ && cd %s && "
+        .. "MAKEFLAGS=-j4 %sluarocks --lua-version=%s make --tree %s openai-scm-1.rockspec"):format(
+        util.shell_quote(src), util.shell_quote(src), config, version, util.shell_quote(dir)))
+      assert(ok, output)
+      if runtime == "luajit" then
+        assert.truthy(output:find("-I/usr/include/luajit-2.1 ", 1, true), output)
+      end
+      check_tree(runtime, dir)
+      process.remove_dir(dir)
+      process.remove_dir(src)
+    end)
+  end
 end)
