@@ -138,10 +138,10 @@ ASAN_BUILD      := build/asan
 ASAN_SAN_FLAGS  := -fsanitize=address,undefined -fno-omit-frame-pointer
 TSAN_BUILD      := build/tsan
 TSAN_SAN_FLAGS  := -fsanitize=thread -fno-omit-frame-pointer
-FUZZ_BUILD      := build/fuzz
+FUZZ_BUILD      := build/fuzz$(if $(filter lua5.4,$(LUA)),,-$(LUA))
 FUZZ_SECONDS    ?= 60
-LUA_CFLAGS       = $(shell $(PKG_CONFIG) --cflags lua5.4)
-LUA_LIBS         = $(shell $(PKG_CONFIG) --libs lua5.4)
+LUA_CFLAGS       = $(shell $(PKG_CONFIG) --cflags $(LUA_PC)) $(COMPAT53_CFLAGS)
+LUA_LIBS         = $(shell $(PKG_CONFIG) --libs $(LUA_PC))
 THREADS_HOST    := build/threads/host
 
 # A sanitizer build dir remembers its flags; other flags start it afresh.
@@ -201,11 +201,12 @@ tsan: deps
 # libFuzzer targets in fuzz/, each run for FUZZ_SECONDS (tools/fuzz.sh).
 # Our sources get coverage instrumentation (fuzzer-no-link); Lua and
 # libcurl are Debian's. Each target links only the objects it needs.
-FUZZ_TARGETS  := json_decode json_roundtrip sse url
+FUZZ_TARGETS  ?= json_decode json_roundtrip sse url
 FUZZ_BINS     := $(FUZZ_TARGETS:%=$(FUZZ_BUILD)/%)
 FUZZ_CFLAGS   := -g -O1 -fno-omit-frame-pointer -fsanitize=address,undefined -fno-sanitize-recover=undefined
 FUZZ_ALL_OBJS := $(SOURCES:src/%.c=$(FUZZ_BUILD)/obj/%.o)
-fuzz_objs      = $(FUZZ_BUILD)/obj/json_decode.o $(FUZZ_BUILD)/obj/json_encode.o
+fuzz_objs      = $(FUZZ_BUILD)/obj/json_decode.o $(FUZZ_BUILD)/obj/json_encode.o \
+                 $(FUZZ_BUILD)/obj/int64.o $(FUZZ_BUILD)/obj/compat.o
 $(FUZZ_BUILD)/json_decode: FUZZ_OBJS = $(fuzz_objs)
 $(FUZZ_BUILD)/json_roundtrip: FUZZ_OBJS = $(fuzz_objs)
 $(FUZZ_BUILD)/sse: FUZZ_OBJS = $(FUZZ_BUILD)/obj/sse.o $(FUZZ_BUILD)/obj/buffer.o

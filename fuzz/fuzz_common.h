@@ -17,6 +17,7 @@
 #include <lua.h>
 #include <lualib.h>
 
+#include "int64.h"
 #include "json.h"
 
 int LLVMFuzzerInitialize(int *argc, char ***argv);
@@ -38,6 +39,7 @@ static inline lua_State *fuzz_json_state(void) {
   if (S == NULL) fuzz_fail("luaL_newstate", NULL);
   luaL_openlibs(S);
   openai_json_open(S);
+  openai_int64_open(S);
   return S;
 }
 

@@ -9,13 +9,15 @@
  * tiny buffers are exercised too. The input itself also checks
  * openai_utf8_char against an independent strict UTF-8 decoder, and a
  * document that is one number must decode to what strtod (or strtoll, for
- * an integer) makes of the same text, bit for bit. */
+ * an integer) makes of the same text, bit for bit; without an integer
+ * subtype, one beyond 2^53 must be a box showing the text's digits. */
 #include "fuzz_common.h" /* first: feature macros */
 
 #include <errno.h>
 #include <math.h>
 #include <string.h>
 
+#include "int64.h"
 #include "json.h"
 
 static lua_State *L;
@@ -98,13 +100,37 @@ static void check_number(const uint8_t *data, size_t size) {
   if (to - from >= sizeof text) return;
   memcpy(text, data + from, to - from);
   text[to - from] = '\0';
+#if OPENAI_INTEGER_SUBTYPE
   if (lua_isinteger(L, 1)) {
     long long expected;
     errno = 0;
     expected = strtoll(text, &end, 10);
     if (*end != '\0' || errno != 0 || expected != (long long)lua_tointeger(L, 1))
       fuzz_fail("an integer differs from strtoll", text);
-  } else {
+    return;
+  }
+#else
+  if (lua_type(L, 1) == LUA_TUSERDATA) { /* a box: its digits are the text's */
+    size_t len;
+    const char *digits = luaL_tolstring(L, 1, &len);
+    int exact = strlen(text) == len && memcmp(text, digits, len) == 0;
+    lua_pop(L, 1);
+    if (!exact) fuzz_fail("a boxed integer differs from its text", text);
+    return;
+  }
+  if (strpbrk(text, ".eE") == NULL) { /* an integer: a number only within 2^53 */
+    int negative = text[0] == '-';
+    unsigned long long magnitude;
+    errno = 0;
+    magnitude = strtoull(text + negative, &end, 10);
+    if (errno == 0 && magnitude > INT64_EXACT_DOUBLE && (!negative || magnitude <= (unsigned long long)INT64_MAX + 1))
+      fuzz_fail("an integer beyond 2^53 decoded to a number", text);
+    if (errno == 0 && magnitude == 0 && (double)lua_tonumber(L, 1) == 0 && signbit((double)lua_tonumber(L, 1)))
+      fuzz_fail("-0 decoded to -0.0, not 0", text);
+    if (magnitude == 0) return;
+  }
+#endif
+  {
     double expected = strtod(text, &end), got = (double)lua_tonumber(L, 1);
     if (*end != '\0' || memcmp(&expected, &got, sizeof got) != 0) fuzz_fail("a float differs from strtod", text);
   }
@@ -130,7 +156,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
     if (err[0] != '\0') fuzz_fail("success must leave the message empty", err);
     if (lua_type(L, 1) == LUA_TNONE || lua_type(L, 1) == LUA_TNIL) fuzz_fail("decoded a nil", NULL);
     if (walk(1, 0) > max_values) fuzz_fail("decoded more values than the cap", NULL);
-    if (lua_type(L, 1) == LUA_TNUMBER) check_number(data, size);
+    if (lua_type(L, 1) == LUA_TNUMBER || lua_type(L, 1) == LUA_TUSERDATA) check_number(data, size);
   } else {
     size_t len = strnlen(err, errsize);
     if (lua_gettop(L) != 0) fuzz_fail("failure must push nothing", NULL);

@@ -154,4 +154,12 @@ function openai.new(opts) end
 ---@return table
 function openai.array(tbl) end
 
+---A JSON integer given by its decimal digits (or an integral number), as the
+---decoder gives it on this runtime: an integer on Lua 5.3/5.4; a number
+---within 2^53, else an int64_t/uint64_t cdata (LuaJIT) or an openai.int64
+---userdata (Lua 5.1/5.2).
+---@param digits string|number
+---@return integer|number|ffi.cdata*|userdata
+function openai.int64(digits) end
+
 return openai
