@@ -15,7 +15,7 @@ description = {
   license = "MIT",
 }
 dependencies = {
-  "lua >= 5.1",
+  "lua >= 5.1, < 5.5",
 }
 external_dependencies = {
   -- Debian keeps curl.h in the multiarch include directory, which the
