@@ -57,15 +57,19 @@ LUA_MODULES := $(wildcard lua/openai/*.lua)
 DEBIAN_PACKAGES := make gcc pkg-config lua5.4 liblua5.4-dev libcurl4-openssl-dev \
                    lua-busted lua-luv lua-socket lua-cjson luarocks \
                    ca-certificates locales openssl stunnel4 iproute2 \
-                   $(RUNTIME_PACKAGES)
+                   $(RUNTIME_PACKAGES) $(HOST_PACKAGES)
 # Every runtime `make test-all` runs, with its headers. LuaJIT is OpenResty's
 # luajit2, the one Debian's nginx Lua module links (it conflicts with Debian's
 # luajit package; the module built here loads in either).
 RUNTIME_PACKAGES := lua5.1 liblua5.1-0-dev lua5.2 liblua5.2-dev lua5.3 liblua5.3-dev \
                     luajit2 libluajit2-5.1-dev lua-compat53-dev
+# The hosts the specs run the module in: nginx with its Lua module (and the
+# lua-resty-core that module loads). Debian's own luajit is not installed
+# (it conflicts with luajit2): tools/luajit-debian.sh unpacks it in build/.
+HOST_PACKAGES := nginx libnginx-mod-http-ndk libnginx-mod-http-lua lua-resty-core
 
 .PHONY: all deps test demo bench bench-build bench-callgrind install uninstall clean \
-        asan valgrind tsan threads-host hooks-module fork-helper fuzz fuzz-build ci-extra
+        asan valgrind tsan threads-host hooks-module fork-helper luajit-debian fuzz fuzz-build ci-extra
 
 all: $(MODULE)
 
@@ -186,6 +190,11 @@ fork-helper: $(FORK_HELPER)
 $(FORK_HELPER): spec/fork/fork.c
 	@mkdir -p $(dir $@)
 	$(CC) $(OPT) $(WARN) -fPIC -shared $(RUNTIME_CFLAGS) $(CFLAGS) -o $@ $<
+
+# Debian's luajit, which conflicts with the luajit2 installed, unpacked
+# under build/luajit-debian/ (spec/luajit_debian_spec.lua runs it).
+luajit-debian:
+	@sh tools/luajit-debian.sh
 
 # 8 threads x (1000 retrieves + 50 streams) under ThreadSanitizer.
 tsan: deps

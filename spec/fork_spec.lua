@@ -10,7 +10,6 @@ local mock = require("spec.helpers.mock")
 local process = require("spec.helpers.process")
 local runtime = require("spec.helpers.runtime")
 local tls = require("spec.helpers.tls")
-local util = require("spec.helpers.util")
 
 local KEY = "sk-test-fork-0123456789"
 local CHILD_SECONDS = 10 -- far beyond what a child needs (its calls time out after 3 s)
@@ -19,11 +18,11 @@ local GOLDEN = "chatcmpl-abc123 4944116822809979520 Mind of circuits hum, \nLear
 
 local fork
 
--- The golden completion in one line of exact text (the seed is exact on
--- every runtime: an integer, or a boxed value whose tostring is exact).
+-- The golden completion as exact text (the seed through the encoder: its
+-- exact digits whatever the runtime makes of it).
 local function describe_completion(cc, err)
   if cc == nil then return "error: " .. tostring(err) end
-  return cc.id .. " " .. tostring(cc.seed) .. " " .. cc.choices[1].message.content
+  return cc.id .. " " .. openai.json.encode(cc.seed) .. " " .. cc.choices[1].message.content
 end
 
 -- Starts body() in a forked child. The child writes what body returns to a
