@@ -141,6 +141,33 @@ describe("fork", function()
     assert.are.equal(GOLDEN, retrieve())
   end)
 
+  -- A debug hook (spec/hooks/hooks.c sets one from SIGALRM) runs while the
+  -- parent's call waits, and forks there: the child's copy of the waiting
+  -- call is the parent's, so the child may not use that client at all.
+  it("a child forked by a hook while a call waits cannot use that client; the parent's call completes", function()
+    local ok, log = runtime.make("hooks-module")
+    assert(ok, "make hooks-module failed:\n" .. log)
+    local hooks = assert(package.loadlib(runtime.build .. "/spec/hooks.so", "luaopen_hooks"))()
+    server:script { { delay_ms = 400, passthrough = true } }
+    local child
+    hooks.arm(0.1, function()
+      child = start_child(function()
+        local called, err = pcall(client.chat.completions.retrieve, "chatcmpl-abc123")
+        return tostring(called) .. " " .. tostring(err)
+      end)
+    end)
+    local mine = retrieve()
+    assert.is_not_nil(child)
+    local how, status, report = child.finish()
+    assert.are.same({ "exited", 0 }, { how, status }, report)
+    -- raised where the Lua layer calls the C core: the position left out
+    assert.are.equal("false a call made on this client before a fork, by another process, still waits here (it ran "
+      .. "the debug hook that forked): the client cannot be used until that call returns",
+      (report:gsub("^false lua/openai/[%w_]+%.lua:%d+: ", "false ")))
+    assert.are.equal(GOLDEN, mine)
+    assert.are.same({ requests = 1, connections = 1 }, server:stats())
+  end)
+
   describe("over TLS", function()
     local missing = tls.missing()
     if missing then

@@ -458,6 +458,15 @@ static void keep_forsaken(void *handle) {
 #endif
 }
 
+void transfer_forsake(struct transfer *t) {
+  keep_forsaken(t->easy);
+  t->easy = NULL; /* in the inherited multi handle, or its transfer done there */
+  t->active = 0;
+  transfer_release(t); /* our own buffers and header list */
+  t->conn = NULL;
+  t->forked = 1;
+}
+
 /* Forgets c's multi handle and its streams' easy handles, which belong to
  * the process that forked this one: no libcurl call touches them, so none
  * of the parent's sockets is read, written or shut down from here. */
@@ -467,12 +476,7 @@ static void forsake_inherited(struct connection *c) {
     struct transfer *t = c->streams;
     c->streams = t->next_stream;
     t->next_stream = NULL;
-    keep_forsaken(t->easy);
-    t->easy = NULL; /* in the inherited multi handle, or its transfer done there */
-    t->active = 0;
-    transfer_release(t); /* our own buffers and header list */
-    t->conn = NULL;
-    t->forked = 1;
+    transfer_forsake(t);
   }
   c->open_streams = 0;
   if (c->request.easy != NULL && c->request.active) {
@@ -486,19 +490,22 @@ static void forsake_inherited(struct connection *c) {
   c->multi = NULL;
 }
 
-int connection_claim(struct connection *c) {
+const char *connection_claim(struct connection *c) {
   pid_t self;
-  if (c->multi == NULL) return 1; /* closed: nothing of libcurl is left to touch */
+  if (c->multi == NULL) return NULL; /* closed: nothing of libcurl is left to touch */
   self = getpid();
-  if (c->pid == self) return 1;
+  if (c->pid == self) return NULL;
+  if (c->hooks_running > 0)
+    return "a call made on this client before a fork, by another process, still waits here (it ran the debug hook "
+           "that forked): the client cannot be used until that call returns";
   forsake_inherited(c);
   c->pid = self;
   if (c->request.easy != NULL) c->multi = curl_multi_init();
   if (c->multi == NULL) {
     connection_release(c);
-    return 0;
+    return "cannot initialise libcurl";
   }
-  return 1;
+  return NULL;
 }
 
 void connection_release(struct connection *c) {

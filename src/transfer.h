@@ -71,7 +71,12 @@
  *    marked `forked`: a read fails, a close frees our own buffers only.
  *    The request transfer's easy handle holds no connection between
  *    requests, so the child goes on with it; one still in the multi handle
- *    (a request cut short) is forsaken for a copy of its settings.
+ *    (a request cut short) is forsaken for a copy of its settings. Not
+ *    supported: fork() from a debug hook that runs while a call waits.
+ *    The child's copy of that waiting call goes on with the parent's
+ *    handles; until it returns, connection_claim refuses (rather than
+ *    free that call's transfer under it), so the hook's own calls on that
+ *    client fail.
  */
 #ifndef OPENAI_TRANSFER_H
 #define OPENAI_TRANSFER_H
@@ -206,9 +211,13 @@ enum wait_result transfer_wait(lua_State *L, struct transfer *t, int (*ready)(co
 
 /* Makes c this process's (rule 7): after a fork, forsakes what it holds of
  * the parent and starts a new multi handle. Call it before anything that
- * calls libcurl on c or its transfers. Returns 0 when libcurl cannot give
- * the new handles: c is then closed. */
-int connection_claim(struct connection *c);
+ * calls libcurl on c or its transfers. Returns NULL, or why c cannot be
+ * used in this process: libcurl gave no new handles (c is then closed), or
+ * a call of the parent still waits on c in this very stack. */
+const char *connection_claim(struct connection *c);
+/* Forsakes one stream of another process, already off its connection's
+ * list: frees our own buffers, calls nothing of libcurl, marks it forked. */
+void transfer_forsake(struct transfer *t);
 
 /* One close for a connection's close(), __gc and __close, deferred while a
  * hook runs (rule 5). Streams still open are aborted: their easy handles
