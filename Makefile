@@ -8,7 +8,10 @@
 # (Debian's luajit or OpenResty's luajit2: the same C API). Each has its own
 # pkg-config name, LuaRocks version directory and build directory:
 # build/openai/core.so for lua5.4, build/<LUA>/openai/core.so otherwise.
+# LuaRocks (openai-scm-1.rockspec, build type "make") passes the path of the
+# interpreter it runs, /usr/bin/lua5.1 say: its name is the runtime.
 LUA         ?= lua5.4
+override LUA := $(notdir $(LUA))
 runtime_version = $(if $(filter luajit,$(1)),5.1,$(patsubst lua%,%,$(1)))
 LUA_VERSION := $(call runtime_version,$(LUA))
 ifeq ($(filter lua5.1 lua5.2 lua5.3 lua5.4 luajit,$(LUA)),)
@@ -18,8 +21,12 @@ LUA_PC      := $(LUA)
 # Lua 5.1, 5.2 and LuaJIT get the 5.3 C API from Debian's lua-compat53-dev,
 # whose header sits beside Lua 5.1's and 5.2's. -isystem: its code is not ours
 # to warn about, and it is searched after LuaJIT's own lua.h.
-COMPAT53_DIR = $(if $(filter lua5.2,$(LUA)),/usr/include/lua5.2,/usr/include/lua5.1)
+COMPAT53_DIR ?= $(if $(filter lua5.2,$(LUA)),/usr/include/lua5.2,/usr/include/lua5.1)
 COMPAT53_CFLAGS = $(if $(filter lua5.1 lua5.2 luajit,$(LUA)),-isystem $(COMPAT53_DIR))
+# The runtime's headers: LuaRocks gives their directory (LUA_INCDIR);
+# otherwise pkg-config knows them.
+LUA_INCDIR  ?=
+RUNTIME_CFLAGS = $(if $(LUA_INCDIR),-I$(LUA_INCDIR),$(shell $(PKG_CONFIG) --cflags $(LUA_PC)))
 PREFIX      ?= /usr/local
 LUADIR      ?= $(PREFIX)/share/lua/$(LUA_VERSION)
 LIBDIR      ?= $(PREFIX)/lib/lua/$(LUA_VERSION)
@@ -27,11 +34,16 @@ PKG_CONFIG  ?= pkg-config
 
 CC          ?= cc
 OPT         ?= -O2 -g
-WARN        := -std=c99 -Wall -Wextra -Wpedantic -Werror -Wshadow \
+# LuaRocks builds pass WERROR= : a warning of another compiler must not
+# stop an install.
+WERROR      ?= -Werror
+WARN        := -std=c99 -Wall -Wextra -Wpedantic $(WERROR) -Wshadow \
                -Wstrict-prototypes -Wmissing-prototypes -Wcast-qual -Wformat=2
+LIBFLAG     ?= -shared
 # Deferred (=) so that `make deps` can install pkg-config files first.
-DEP_CFLAGS   = $(shell $(PKG_CONFIG) --cflags $(LUA_PC) libcurl) $(COMPAT53_CFLAGS)
+DEP_CFLAGS   = $(RUNTIME_CFLAGS) $(shell $(PKG_CONFIG) --cflags libcurl) $(COMPAT53_CFLAGS)
 DEP_LIBS     = $(shell $(PKG_CONFIG) --libs libcurl) -lm -pthread
+# -fvisibility=hidden: the module exports luaopen_openai_core alone.
 ALL_CFLAGS   = $(OPT) $(WARN) -fPIC -fvisibility=hidden $(DEP_CFLAGS) $(CFLAGS)
 SAN_FLAGS   ?=
 
@@ -46,15 +58,19 @@ LUA_MODULES := $(wildcard lua/openai/*.lua)
 DEBIAN_PACKAGES := make gcc pkg-config lua5.4 liblua5.4-dev libcurl4-openssl-dev \
                    lua-busted lua-luv lua-socket lua-cjson luarocks \
                    ca-certificates locales openssl stunnel4 iproute2 \
-                   $(RUNTIME_PACKAGES)
+                   $(RUNTIME_PACKAGES) $(HOST_PACKAGES)
 # Every runtime `make test-all` runs, with its headers. LuaJIT is OpenResty's
 # luajit2, the one Debian's nginx Lua module links (it conflicts with Debian's
 # luajit package; the module built here loads in either).
 RUNTIME_PACKAGES := lua5.1 liblua5.1-0-dev lua5.2 liblua5.2-dev lua5.3 liblua5.3-dev \
                     luajit2 libluajit2-5.1-dev lua-compat53-dev
+# The hosts the specs run the module in: nginx with its Lua module (and the
+# lua-resty-core that module loads). Debian's own luajit is not installed
+# (it conflicts with luajit2): tools/luajit-debian.sh unpacks it in build/.
+HOST_PACKAGES := nginx libnginx-mod-http-ndk libnginx-mod-http-lua lua-resty-core
 
 .PHONY: all deps test test-all demo bench bench-build bench-callgrind install uninstall clean \
-        asan valgrind tsan threads-host hooks-module fuzz fuzz-build ci-extra
+        asan valgrind tsan threads-host hooks-module fork-helper luajit-debian fuzz fuzz-build ci-extra
 
 all: $(MODULE)
 
@@ -62,7 +78,7 @@ $(BUILD)/obj/%.o: src/%.c $(wildcard src/*.h) | $(BUILD)/obj
 	$(CC) $(ALL_CFLAGS) $(SAN_FLAGS) -c -o $@ $<
 
 $(MODULE): $(OBJECTS) | $(BUILD)/openai
-	$(CC) -shared $(SAN_FLAGS) $(LDFLAGS) -o $@ $(OBJECTS) $(DEP_LIBS)
+	$(CC) $(LIBFLAG) $(SAN_FLAGS) $(LDFLAGS) -o $@ $(OBJECTS) $(DEP_LIBS)
 
 $(BUILD)/obj $(BUILD)/openai:
 	mkdir -p $@
@@ -173,6 +189,20 @@ hooks-module: $(HOOKS_MODULE)
 $(HOOKS_MODULE): spec/hooks/hooks.c
 	@mkdir -p $(dir $@)
 	$(CC) $(OPT) $(WARN) -fPIC -shared $(LUA_CFLAGS) $(CFLAGS) -o $@ $<
+
+# The test helper of spec/fork_spec.lua (fork and a bounded wait), one per
+# runtime beside that runtime's module: $(BUILD)/spec/fork.so.
+FORK_HELPER := $(BUILD)/spec/fork.so
+fork-helper: $(FORK_HELPER)
+
+$(FORK_HELPER): spec/fork/fork.c
+	@mkdir -p $(dir $@)
+	$(CC) $(OPT) $(WARN) -fPIC -shared $(RUNTIME_CFLAGS) $(CFLAGS) -o $@ $<
+
+# Debian's luajit, which conflicts with the luajit2 installed, unpacked
+# under build/luajit-debian/ (spec/luajit_debian_spec.lua runs it).
+luajit-debian:
+	@sh tools/luajit-debian.sh
 
 # 8 threads x (1000 retrieves + 50 streams) under ThreadSanitizer.
 tsan: deps

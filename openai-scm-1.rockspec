@@ -9,7 +9,8 @@ description = {
   detailed = [[
     require("openai"): chat completions with exact JSON mirroring (int64
     integers, floats, null, empty arrays), the official SDKs' retries, errors
-    and headers, keep-alive connections per client.
+    and headers, keep-alive connections per client. Lua 5.1 to 5.4 and
+    LuaJIT 2.1.
   ]],
   license = "MIT",
 }
@@ -21,28 +22,25 @@ external_dependencies = {
   -- compiler searches by itself but luarocks does not: check the library.
   CURL = { library = "curl" },
 }
+-- The Makefile builds the module as `make` does (every source in src/, only
+-- luaopen_openai_core exported, lua-compat53's header for Lua 5.1, 5.2 and
+-- LuaJIT) and installs every module of lua/openai/.
 build = {
-  type = "builtin",
-  modules = {
-    ["openai.core"] = {
-      sources = {
-        "src/buffer.c", "src/compat.c", "src/core.c", "src/event_queue.c", "src/http.c", "src/int64.c", "src/interrupt.c",
-        "src/json_decode.c", "src/json_encode.c", "src/outcome.c", "src/sse.c", "src/stream.c",
-        "src/transfer.c",
-      },
-      defines = { "_POSIX_C_SOURCE=200809L" },
-      libraries = { "curl", "m", "pthread" },
-      incdirs = { "$(CURL_INCDIR)" },
-      libdirs = { "$(CURL_LIBDIR)" },
-    },
-    ["openai"] = "lua/openai/init.lua",
-    ["openai.client"] = "lua/openai/client.lua",
-    ["openai.compat"] = "lua/openai/compat.lua",
-    ["openai.errors"] = "lua/openai/errors.lua",
-    ["openai.object"] = "lua/openai/object.lua",
-    ["openai.page"] = "lua/openai/page.lua",
-    ["openai.stream"] = "lua/openai/stream.lua",
-    ["openai.resources"] = "lua/openai/resources.lua",
-    ["openai.url"] = "lua/openai/url.lua",
+  type = "make",
+  build_variables = {
+    LUA = "$(LUA)", -- the interpreter: its name picks the runtime
+    LUA_INCDIR = "$(LUA_INCDIR)",
+    CFLAGS = "$(CFLAGS)",
+    LIBFLAG = "$(LIBFLAG)",
+    WERROR = "",
+  },
+  install_variables = {
+    LUA = "$(LUA)",
+    LUA_INCDIR = "$(LUA_INCDIR)",
+    CFLAGS = "$(CFLAGS)",
+    LIBFLAG = "$(LIBFLAG)",
+    WERROR = "",
+    LUADIR = "$(LUADIR)",
+    LIBDIR = "$(LIBDIR)",
   },
 }

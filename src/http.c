@@ -9,6 +9,7 @@
 #include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "json.h"
 #include "transfer.h"
@@ -166,6 +167,7 @@ static int connection_new(lua_State *L) {
   c->request.max_response_values = OPENAI_JSON_MAX_VALUES;
   c->request.easy = curl_easy_init();
   c->multi = curl_multi_init();
+  c->pid = getpid();
   if (c->request.easy == NULL || c->multi == NULL) {
     connection_release(c);
     return luaL_error(L, "cannot initialise libcurl");
@@ -212,10 +214,12 @@ static int connection_request(lua_State *L) {
   enum outcome_form form = decode && lua_toboolean(L, 8) ? OUTCOME_RESPONSE_ID : OUTCOME_RESPONSE;
   struct outcome o;
   enum wait_result waited;
+  const char *why;
   /* A finalizer may close the client at any allocation before this (in
    * the Lua layer, or the accounting): the call then ends as aborted. */
   if (c->multi != NULL) connection_account(L, c);
   if (c->multi == NULL) return outcome_push_closed(L, "client");
+  if ((why = connection_claim(c)) != NULL) return luaL_error(L, "%s", why);
   if (t->busy) return luaL_error(L, "the connection is busy: a call on it is waiting (a call from a debug hook?)");
   transfer_prepare(L, t, 2, 0, 1);
   lua_settop(L, 7);

@@ -49,6 +49,13 @@ static void close_now(lua_State *L, struct transfer *t, int idx) {
  * this stream (the reading frame closes it then). */
 static int stream_close(lua_State *L) {
   struct transfer *t = check_stream(L, 1);
+  /* In a forked child the stream is forsaken (rule 7 of transfer.h): with
+   * its connection, or alone while a call of the parent still waits on
+   * that connection here. */
+  if (t->conn != NULL && connection_claim(t->conn) != NULL && t->conn != NULL && !t->busy) {
+    unlink_stream(t);
+    transfer_forsake(t);
+  }
   if (t->busy)
     t->close_pending = 1;
   else
@@ -120,6 +127,7 @@ int openai_stream_open(lua_State *L) {
   double started;
   enum wait_result waited;
   struct outcome o;
+  const char *why;
   /* Finalizers may close the client at any allocation (the accounting, the
    * new userdata): the call then ends as aborted. */
   if (c->multi != NULL) connection_account(L, c);
@@ -131,6 +139,7 @@ int openai_stream_open(lua_State *L) {
   lua_pushvalue(L, 1);
   lua_setiuservalue(L, stream_index, CONNECTION_SLOT); /* the connection outlives the stream */
   if (c->multi == NULL) return outcome_push_closed(L, "client");
+  if ((why = connection_claim(c)) != NULL) return luaL_error(L, "%s", why);
   if (!transfer_init_from(t, c)) return luaL_error(L, "cannot initialise libcurl");
   t->next_stream = c->streams;
   c->streams = t;
@@ -163,7 +172,8 @@ int openai_stream_open(lua_State *L) {
 /* stream:read([wait]) -> event|nil, data   one event (event is its "event" field)
  *                     -> nil                the stream ended
  *                     -> nil, kind, message it failed (kinds as conn:request;
- *                                           "closed" once closed)
+ *                                           "closed" once closed; "connection"
+ *                                           in a process forked after it opened)
  *                     -> nil, "pending"     with wait == false: nothing has
  *                                           arrived yet */
 static int stream_read(lua_State *L) {
@@ -172,6 +182,18 @@ static int stream_read(lua_State *L) {
   int driven = 0;
   double called = openai_monotonic();
   if (t->conn != NULL && t->conn->multi != NULL) connection_account(L, t->conn); /* may run finalizers */
+  /* A stream of the parent is forsaken here, whether or not the connection
+   * gets its new multi handle (rule 7 of transfer.h). */
+  if (t->conn != NULL) {
+    const char *why = connection_claim(t->conn);
+    if (why != NULL && !t->forked) return luaL_error(L, "%s", why);
+  }
+  if (t->forked) {
+    lua_pushnil(L);
+    lua_pushliteral(L, "connection");
+    lua_pushliteral(L, "the stream was opened by another process, before a fork: only that process can read it");
+    return 3;
+  }
   if (t->busy) return luaL_error(L, "the stream is busy: a read of it is waiting (a read from a debug hook?)");
   lua_settop(L, 1);
   for (;;) {

@@ -11,6 +11,7 @@
 #include <sys/resource.h>
 #include <sys/socket.h>
 #include <time.h>
+#include <unistd.h>
 
 #include "interrupt.h"
 #include "transfer.h"
@@ -429,12 +430,91 @@ enum wait_result transfer_wait(lua_State *L, struct transfer *t, int (*ready)(co
   return result;
 }
 
+/* ---- processes (rule 7) ---- */
+
+/* The handles forsaken after a fork are never freed: they stay on this
+ * list, kept on purpose, so that memory checkers count them as reachable
+ * rather than lost. It is pushed to without a lock: a lock that another
+ * thread held at fork() would never be released in the child. */
+struct forsaken {
+  void *handle;
+  struct forsaken *next;
+};
+static struct forsaken *forsaken_handles;
+
+static void keep_forsaken(void *handle) {
+  struct forsaken *node;
+  if (handle == NULL) return;
+  node = malloc(sizeof *node);
+  if (node == NULL) return; /* then it is merely lost: it was never to be freed */
+  node->handle = handle;
+#if defined(__GNUC__)
+  node->next = __atomic_load_n(&forsaken_handles, __ATOMIC_RELAXED);
+  while (!__atomic_compare_exchange_n(&forsaken_handles, &node->next, node, 1, __ATOMIC_RELEASE, __ATOMIC_RELAXED)) {
+  }
+#else
+  node->next = forsaken_handles;
+  forsaken_handles = node;
+#endif
+}
+
+void transfer_forsake(struct transfer *t) {
+  keep_forsaken(t->easy);
+  t->easy = NULL; /* in the inherited multi handle, or its transfer done there */
+  t->active = 0;
+  transfer_release(t); /* our own buffers and header list */
+  t->conn = NULL;
+  t->forked = 1;
+}
+
+/* Forgets c's multi handle and its streams' easy handles, which belong to
+ * the process that forked this one: no libcurl call touches them, so none
+ * of the parent's sockets is read, written or shut down from here. */
+static void forsake_inherited(struct connection *c) {
+  keep_forsaken(c->multi);
+  while (c->streams != NULL) {
+    struct transfer *t = c->streams;
+    c->streams = t->next_stream;
+    t->next_stream = NULL;
+    transfer_forsake(t);
+  }
+  c->open_streams = 0;
+  if (c->request.easy != NULL && c->request.active) {
+    /* A request cut short left it in the inherited multi handle, on one of
+     * the parent's connections: keep only its settings. */
+    keep_forsaken(c->request.easy);
+    c->request.easy = curl_easy_duphandle(c->request.easy);
+    c->request.active = 0;
+    if (c->request.easy != NULL) transfer_set_pointers(&c->request);
+  }
+  c->multi = NULL;
+}
+
+const char *connection_claim(struct connection *c) {
+  pid_t self;
+  if (c->multi == NULL) return NULL; /* closed: nothing of libcurl is left to touch */
+  self = getpid();
+  if (c->pid == self) return NULL;
+  if (c->hooks_running > 0)
+    return "a call made on this client before a fork, by another process, still waits here (it ran the debug hook "
+           "that forked): the client cannot be used until that call returns";
+  forsake_inherited(c);
+  c->pid = self;
+  if (c->request.easy != NULL) c->multi = curl_multi_init();
+  if (c->multi == NULL) {
+    connection_release(c);
+    return "cannot initialise libcurl";
+  }
+  return NULL;
+}
+
 void connection_release(struct connection *c) {
   if (c->hooks_running > 0) { /* a waiting frame closes it when the hook returns */
     c->close_pending = 1;
     return;
   }
   c->close_pending = 0;
+  if (c->multi != NULL && c->pid != getpid()) forsake_inherited(c); /* rule 7 */
   while (c->streams != NULL) {
     struct transfer *t = c->streams;
     c->streams = t->next_stream;

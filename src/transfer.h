@@ -54,11 +54,35 @@
  *    have its address meanwhile. The caller never changes a table once
  *    passed (the Lua layer passes its shared lines, immutable, or a fresh
  *    table). A stream's transfer builds its list once and keeps no table.
+ * 7. Processes. A connection's multi handle, with its pooled sockets and
+ *    their TLS state, and the easy handles of its streams belong to the
+ *    process that made the multi handle (`pid`). A child made by fork()
+ *    has copies of them that share the parent's sockets: a byte it read or
+ *    wrote there would be taken from or slipped into the parent's
+ *    exchanges, and libcurl's cleanup would read on them and write a TLS
+ *    close_notify. So every entry that would call libcurl on a connection
+ *    (a request, a stream's start, read and close, the connection's close)
+ *    first calls connection_claim, which in another process forsakes all
+ *    of it without one libcurl call and starts a new multi handle there.
+ *    What is forsaken is a one-time leak per client per fork: the handles'
+ *    memory, kept on a list so that it is held rather than lost, and the
+ *    child's descriptors of those sockets (libcurl keeps them, and closing
+ *    them would not end the parent's connections anyway). The streams are
+ *    marked `forked`: a read fails, a close frees our own buffers only.
+ *    The request transfer's easy handle holds no connection between
+ *    requests, so the child goes on with it; one still in the multi handle
+ *    (a request cut short) is forsaken for a copy of its settings. Not
+ *    supported: fork() from a debug hook that runs while a call waits.
+ *    The child's copy of that waiting call goes on with the parent's
+ *    handles; until it returns, connection_claim refuses (rather than
+ *    free that call's transfer under it), so the hook's own calls on that
+ *    client fail.
  */
 #ifndef OPENAI_TRANSFER_H
 #define OPENAI_TRANSFER_H
 
 #include <curl/curl.h>
+#include <sys/types.h>
 
 #include "buffer.h"
 #include "compat.h"
@@ -102,6 +126,7 @@ struct transfer {
   int busy;           /* a C frame waits on it and may run a hook (rule 5) */
   int close_pending;  /* close() came while busy */
   int socket_errno;   /* errno of a failed socket(), e.g. EMFILE */
+  int forked;         /* a stream of another process, forsaken here (rule 7) */
   CURLcode result;
   double last_activity; /* monotonic seconds of the last byte received */
   double timeout;       /* seconds; 0 for none */
@@ -111,6 +136,7 @@ struct transfer {
 
 struct connection {
   CURLM *multi; /* NULL once closed */
+  pid_t pid;    /* the process that made `multi` (rule 7) */
   struct transfer request;
   struct transfer *streams;
   int hooks_running;  /* frames waiting on this connection inside a hook */
@@ -182,6 +208,16 @@ enum wait_limit {
  * as it was: the caller cleans up, then raises it. */
 enum wait_result transfer_wait(lua_State *L, struct transfer *t, int (*ready)(const struct transfer *),
                                double since, enum wait_limit limit, const char *what);
+
+/* Makes c this process's (rule 7): after a fork, forsakes what it holds of
+ * the parent and starts a new multi handle. Call it before anything that
+ * calls libcurl on c or its transfers. Returns NULL, or why c cannot be
+ * used in this process: libcurl gave no new handles (c is then closed), or
+ * a call of the parent still waits on c in this very stack. */
+const char *connection_claim(struct connection *c);
+/* Forsakes one stream of another process, already off its connection's
+ * list: frees our own buffers, calls nothing of libcurl, marks it forked. */
+void transfer_forsake(struct transfer *t);
 
 /* One close for a connection's close(), __gc and __close, deferred while a
  * hook runs (rule 5). Streams still open are aborted: their easy handles

@@ -1,0 +1,57 @@
+-- What spec/nginx_spec.lua runs inside nginx: a client made by
+-- init_by_lua, in the master process, and used after nginx has forked its
+-- workers, by init_worker_by_lua and by content handlers. Blocking calls:
+-- each one holds its worker until the response is there.
+local openai = require("openai")
+
+local app = {}
+
+local client
+
+-- The golden completion's fields as lines of exact text (the seed through
+-- the encoder: its exact digits whatever the runtime makes of it).
+local function describe(cc, err)
+  if cc == nil then return "error: " .. tostring(err) .. "\n" end
+  return table.concat({
+    "id=" .. cc.id,
+    "model=" .. cc.model,
+    "created=" .. openai.json.encode(cc.created),
+    "seed=" .. openai.json.encode(cc.seed),
+    "total_tokens=" .. openai.json.encode(cc.usage.total_tokens),
+    "content=" .. cc.choices[1].message.content,
+  }, "\n") .. "\n"
+end
+
+local function retrieve()
+  return describe(client.chat.completions.retrieve("chatcmpl-abc123"))
+end
+
+-- init_by_lua: the client, and with `call` a first call from the master,
+-- which leaves a pooled connection for the workers to inherit.
+function app.init(base_url, api_key, call)
+  client = openai.new { api_key = api_key, base_url = base_url, max_retries = 0, timeout = 5 }
+  if call then
+    local text = retrieve()
+    if text:find("^error: ") then error("init_by_lua: " .. text) end
+  end
+end
+
+-- init_worker_by_lua: one call as each worker starts, written to
+-- DIR/worker-<pid>.txt (whole: it gets that name once written).
+function app.worker_call(dir)
+  local text = retrieve()
+  local path = dir .. "/worker-" .. ngx.worker.pid() .. ".txt"
+  local f = assert(io.open(path .. ".part", "w"))
+  f:write(text)
+  f:close()
+  assert(os.rename(path .. ".part", path))
+end
+
+-- A content handler: the call's fields, then the runtime and the worker.
+function app.retrieve()
+  ngx.print(retrieve())
+  ngx.say("runtime=", jit and jit.version or _VERSION)
+  ngx.say("worker=", ngx.worker.pid())
+end
+
+return app

@@ -1,0 +1,128 @@
+-- Debian's nginx loads the LuaJIT build (build/luajit/openai/core.so, which
+-- `make LUA=luajit` builds) through its Lua module, and a client made in
+-- init_by_lua, in the master, serves the workers nginx forks afterwards:
+-- each worker calls on connections of its own, even when the master had
+-- opened one before the fork. The app inside nginx is spec/nginx/app.lua.
+local mock = require("spec.helpers.mock")
+local nginx = require("spec.helpers.nginx")
+local process = require("spec.helpers.process")
+local runtime = require("spec.helpers.runtime")
+
+local KEY = "sk-test-nginx-0123456789"
+local FIELDS = table.concat({
+  "id=chatcmpl-abc123",
+  "model=gpt-4o-2024-08-06",
+  "created=1738960610",
+  "seed=4944116822809979520",
+  "total_tokens=31",
+  "content=Mind of circuits hum, \nLearning patterns in silence— \nFuture's quiet spark.",
+}, "\n") .. "\n"
+
+local missing = nginx.missing()
+
+describe("nginx", function()
+  if missing then
+    pending(missing)
+    return
+  end
+
+  local server, jit_version
+  setup(function()
+    local ok, log = runtime.make("all", "luajit")
+    assert(ok, "make LUA=luajit failed:\n" .. log)
+    -- The LuaJIT nginx's Lua module links: OpenResty's, as the luajit binary is.
+    local version = process.run("luajit -e 'io.write(jit.version)'")
+    jit_version = version
+    server = mock.start { api_key = KEY }
+  end)
+  teardown(function() server:stop() end)
+  before_each(function() server:reset() end)
+
+  local function init_code(call)
+    return ('require("spec.nginx.app").init(%q, %q, %s)'):format(server.base_url, KEY, tostring(call))
+  end
+
+  -- The body of GET /retrieve, less its last line (the worker's PID),
+  -- which it returns apart.
+  local function split_worker(body)
+    local rest, pid = body:match("^(.*)worker=(%d+)\n$")
+    return rest or body, tonumber(pid)
+  end
+
+  it("loads the LuaJIT build; a content handler retrieves with the client made in init_by_lua", function()
+    local n = nginx.start {
+      init = init_code(false),
+      locations = { ["/retrieve"] = 'require("spec.nginx.app").retrieve()' },
+    }
+    finally(function() n:remove() end)
+    local results = {}
+    for i = 1, 3 do
+      local status, body = n:get("/retrieve")
+      local text, pid = split_worker(body)
+      results[i] = { status, text, pid ~= nil }
+    end
+    local workers = n:workers()
+    n:stop()
+    local expected = { 200, FIELDS .. "runtime=" .. jit_version .. "\n", true }
+    assert.are.same({ expected, expected, expected }, results)
+    assert.are.equal(1, #workers)
+    assert.are.same({}, n:problems(), n:log())
+    -- one worker, one client: one connection for the three calls
+    assert.are.same({ requests = 3, connections = 1 }, server:stats())
+  end)
+
+  it("workers forked after init_by_lua made a call each use connections of their own", function()
+    -- The workers call as they start, at the same time. The first call to
+    -- arrive is answered after 300 ms and the next at once, so that over
+    -- one connection shared by both workers the two answers would come
+    -- together and one worker could read both, leaving the other waiting.
+    server:script { { passthrough = true }, { delay_ms = 300, passthrough = true }, { passthrough = true } }
+    local n = nginx.start {
+      workers = 2,
+      init = init_code(true),
+      init_worker = function(prefix) return ('require("spec.nginx.app").worker_call(%q)'):format(prefix .. "/reports") end,
+      locations = { ["/retrieve"] = 'require("spec.nginx.app").retrieve()' },
+    }
+    finally(function() n:remove() end)
+    local ok = process.wait_ready(n.pid, 10, function() return #n:workers() == 2 end)
+    assert.is_true(ok, n:log())
+    local workers = n:workers()
+    -- Each worker's call as it started (init_worker_by_lua), within 10 s.
+    local reports = {}
+    local ready = process.wait_ready(n.pid, 10, function()
+      for _, pid in ipairs(workers) do
+        reports[pid] = process.read_file(n.prefix .. "/reports/worker-" .. pid .. ".txt")
+        if reports[pid] == nil then return false end
+      end
+      return true
+    end)
+    assert.is_true(ready, n:log())
+    for _, pid in ipairs(workers) do assert.are.equal(FIELDS, reports[pid]) end
+    -- Then requests, each answered by one worker or the other.
+    local results, served = {}, {}
+    for i = 1, 6 do
+      local status, body = n:get("/retrieve")
+      local text, pid = split_worker(body)
+      results[i] = { status, text }
+      if pid then served[pid] = true end
+    end
+    n:stop()
+    local expected = { 200, FIELDS .. "runtime=" .. jit_version .. "\n" }
+    assert.are.same({ expected, expected, expected, expected, expected, expected }, results)
+    assert.are.same({}, n:problems(), n:log())
+    -- The master's call went over connection 1, which only it used; each
+    -- worker kept one connection of its own for all its calls.
+    local requests = server:requests()
+    assert.are.equal(9, #requests)
+    assert.are.equal(1, requests[1].connection)
+    local used = {}
+    for i = 2, #requests do
+      assert.are_not.equal(1, requests[i].connection)
+      used[requests[i].connection] = true
+    end
+    local count = 0
+    for _ in pairs(used) do count = count + 1 end
+    assert.are.equal(2, count)
+    assert.are.same({ requests = 9, connections = 3 }, server:stats())
+  end)
+end)
