@@ -8,7 +8,7 @@
 local openai = require("openai")
 local mock = require("spec.helpers.mock")
 local process = require("spec.helpers.process")
-local runtime = require("spec.helpers.runtime")
+local util = require("spec.helpers.util")
 local tls = require("spec.helpers.tls")
 
 local KEY = "sk-test-fork-0123456789"
@@ -68,9 +68,9 @@ describe("fork", function()
   local server, client
 
   setup(function()
-    local ok, log = runtime.make("fork-helper")
+    local ok, log = util.make("fork-helper")
     assert(ok, "make fork-helper failed:\n" .. log)
-    fork = assert(package.loadlib(runtime.build .. "/spec/fork.so", "luaopen_fork"))()
+    fork = assert(package.loadlib(util.build_dir() .. "/spec/fork.so", "luaopen_fork"))()
     server = mock.start { api_key = KEY }
   end)
   teardown(function() server:stop() end)
@@ -145,9 +145,9 @@ describe("fork", function()
   -- parent's call waits, and forks there: the child's copy of the waiting
   -- call is the parent's, so the child may not use that client at all.
   it("a child forked by a hook while a call waits cannot use that client; the parent's call completes", function()
-    local ok, log = runtime.make("hooks-module")
+    local ok, log = util.make("hooks-module")
     assert(ok, "make hooks-module failed:\n" .. log)
-    local hooks = assert(package.loadlib(runtime.build .. "/spec/hooks.so", "luaopen_hooks"))()
+    local hooks = assert(package.loadlib(util.build_dir() .. "/spec/hooks.so", "luaopen_hooks"))()
     server:script { { delay_ms = 400, passthrough = true } }
     local child
     hooks.arm(0.1, function()

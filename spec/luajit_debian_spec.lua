@@ -4,7 +4,6 @@
 -- build/luajit-debian/. Skipped only when the packages cannot be downloaded.
 local mock = require("spec.helpers.mock")
 local process = require("spec.helpers.process")
-local runtime = require("spec.helpers.runtime")
 local util = require("spec.helpers.util")
 
 local KEY = "sk-test-luajit-debian-0123456789"
@@ -66,7 +65,7 @@ describe("Debian's luajit", function()
     end
     assert.are.equal(0, code, output)
     interpreter = output:match("([^\n]+)\n$")
-    local ok, log = runtime.make("all", "luajit")
+    local ok, log = util.make("all", "luajit")
     assert(ok, "make LUA=luajit failed:\n" .. log)
     server = mock.start { api_key = KEY }
   end)

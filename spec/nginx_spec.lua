@@ -6,7 +6,7 @@
 local mock = require("spec.helpers.mock")
 local nginx = require("spec.helpers.nginx")
 local process = require("spec.helpers.process")
-local runtime = require("spec.helpers.runtime")
+local util = require("spec.helpers.util")
 
 local KEY = "sk-test-nginx-0123456789"
 local FIELDS = table.concat({
@@ -28,7 +28,7 @@ describe("nginx", function()
 
   local server, jit_version
   setup(function()
-    local ok, log = runtime.make("all", "luajit")
+    local ok, log = util.make("all", "luajit")
     assert(ok, "make LUA=luajit failed:\n" .. log)
     -- The LuaJIT nginx's Lua module links: OpenResty's, as the luajit binary is.
     local version = process.run("luajit -e 'io.write(jit.version)'")

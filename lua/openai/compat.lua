@@ -90,7 +90,38 @@ function compat.int64_digits(value)
   return nil
 end
 
--- 64-bit integers on LuaJIT
+-- 64-bit integers on LuaJIT. There, an integer beyond 2^53 decodes to an
+-- int64_t cdata (uint64_t above 2^63 - 1): LuaJIT's own 64-bit integers,
+-- which compare with numbers and print with %d. Only the FFI makes cdata,
+-- so the C decoder calls int64_make for them, and the encoder asks
+-- int64_cdata_digits for the digits of any cdata it meets (nil: it cannot
+-- be encoded). Elsewhere both stay nil and the C core's own boxes serve.
+local has_ffi, ffi = false, nil
+if compat.runtime == "luajit" then has_ffi, ffi = pcall(require, "ffi") end
+if has_ffi then
+  local int64_t, uint64_t, istype = ffi.typeof("int64_t"), ffi.typeof("uint64_t"), ffi.istype
+  local TWO_32, TWO_31 = 2 ^ 32, 2 ^ 31
 
+  -- The integer whose magnitude is high * 2^32 + low (each below 2^32).
+  function compat.int64_make(negative, high, low)
+    local magnitude = uint64_t(high) * TWO_32 + low
+    if negative then return int64_t(-magnitude) end -- wraps to -2^63 at most
+    if high >= TWO_31 then return magnitude end
+    return int64_t(magnitude)
+  end
+
+  -- tostring gives "123LL" and "123ULL".
+  function compat.int64_cdata_digits(value)
+    if istype(int64_t, value) then return (tostring(value):sub(1, -3)) end
+    if istype(uint64_t, value) then return (tostring(value):sub(1, -4)) end
+    return nil
+  end
+
+  local box_digits = compat.int64_digits
+  function compat.int64_digits(value)
+    if type(value) == "cdata" then return compat.int64_cdata_digits(value) end
+    return box_digits(value)
+  end
+end
 
 return compat

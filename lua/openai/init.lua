@@ -3,6 +3,8 @@
 local core = require("openai.core")
 local client_core = require("openai.client")
 local compat = require("openai.compat")
+
+if compat.int64_make then core.int64_functions(compat.int64_make, compat.int64_cdata_digits) end
 local errors = require("openai.errors")
 local resources = require("openai.resources")
 
