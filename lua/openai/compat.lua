@@ -7,8 +7,6 @@ local math_type, floor = math.type, math.floor
 
 -- Lua 5.3 and 5.4 have an integer subtype; 5.1, 5.2 and LuaJIT only
 -- doubles, where an integer is an integral number.
-compat.has_integers = math_type ~= nil
-
 if math_type then
   local tointeger = math.tointeger
 
