@@ -1,5 +1,18 @@
 /* What compat.h declares: the parts of the 5.4 C API older runtimes lack. */
+#include <math.h>
+
 #include "compat.h"
+
+#if !OPENAI_INTEGER_SUBTYPE
+lua_Integer openai_checkinteger(lua_State *L, int arg) {
+  /* the bounds of a 64-bit lua_Integer, both exact as doubles */
+  const lua_Number low = -9223372036854775808.0, high = 9223372036854775808.0;
+  lua_Number n = luaL_checknumber(L, arg);
+  if (!(n >= low && n < high) || n != floor(n))
+    luaL_argerror(L, arg, "number has no integer representation");
+  return (lua_Integer)n;
+}
+#endif
 
 #if LUA_VERSION_NUM < 504
 void *openai_newuserdatauv(lua_State *L, size_t size, int nuv) {

@@ -19,6 +19,21 @@
  * integers beyond 2^53 become exact boxed values (int64.h). */
 #define OPENAI_INTEGER_SUBTYPE (LUA_VERSION_NUM >= 503)
 
+/* Whether weak-keyed tables are ephemerons (5.2 on). Without, a value such
+ * a table holds outlives its dead key by one collection cycle. */
+#define OPENAI_EPHEMERONS (LUA_VERSION_NUM >= 502)
+
+#if !OPENAI_INTEGER_SUBTYPE
+/* 5.1's and LuaJIT's luaL_checkinteger truncate 1.5 to 1: refuse it, as 5.3
+ * and 5.4 do ("number has no integer representation"). */
+lua_Integer openai_checkinteger(lua_State *L, int arg);
+#undef luaL_checkinteger
+#undef luaL_optinteger
+#define luaL_checkinteger openai_checkinteger
+#define luaL_optinteger(L, arg, def) \
+  (lua_isnoneornil((L), (arg)) ? (lua_Integer)(def) : openai_checkinteger((L), (arg)))
+#endif
+
 #if LUA_VERSION_NUM < 504
 /* User values: 5.4 gives a userdata numbered slots; before, a userdata has
  * one user value (5.1: its environment, which must be a table), so the

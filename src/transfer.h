@@ -145,6 +145,8 @@ struct connection {
   size_t accounted;   /* the part of it already told to the GC */
   size_t sockets_opened; /* since they were last told to the GC */
   size_t open_streams;   /* streams on the list */
+  size_t collect_above;  /* open streams that bring a full collection
+                          * (0: an eighth of the file limit) */
 };
 
 /* What a finished transfer hands to Lua (rule 4). */
