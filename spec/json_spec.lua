@@ -873,29 +873,15 @@ describe("json codec", function()
 
     it("random documents", function()
       math.randomseed(7)
-      local function gen(depth)
-        local r = math.random(depth > 4 and 6 or 8)
-        if r == 1 then return random_integer()
-        elseif r == 2 then return (math.random() - 0.5) * 10 ^ math.random(-300, 300)
-        elseif r == 3 then
-          local t = {}
-          for i = 1, math.random(0, 20) do t[i] = string.char(math.random(0, 127)) end
-          return table.concat(t)
-        elseif r == 4 then return math.random(2) == 1
-        elseif r == 5 then return null
-        elseif r == 6 then return math.random(-1000, 1000)
-        elseif r == 7 then
-          local t = arr({})
-          for i = 1, math.random(0, 5) do t[i] = gen(depth + 1) end
-          return t
-        else
-          local t = {}
-          for _ = 1, math.random(0, 5) do t["k" .. math.random(100)] = gen(depth + 1) end
-          return t
-        end
+      local function leaf(r)
+        if r == 1 then return random_integer() end
+        if r == 2 then return (math.random() - 0.5) * 10 ^ math.random(-300, 300) end
+        local t = {}
+        for i = 1, math.random(0, 20) do t[i] = string.char(math.random(0, 127)) end
+        return table.concat(t)
       end
       for _ = 1, 300 do
-        local v = gen(0)
+        local v = util.random_document(leaf)
         local text = encode(v)
         local back = decode(text)
         assert_same(v, back)

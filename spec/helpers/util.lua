@@ -209,4 +209,22 @@ function util.clean_env(extra)
   return environment
 end
 
+-- A random document to encode: leaf(r) gives the values for r = 1, 2, 3
+-- (the kinds a spec is about); booleans, null, small integers, arrays and
+-- objects make the rest. The same for the same math.randomseed.
+function util.random_document(leaf, depth)
+  depth = depth or 0
+  local r = math.random(depth > 4 and 6 or 8)
+  if r <= 3 then return leaf(r) end
+  if r == 4 then return math.random(2) == 1 end
+  if r == 5 then return core.null end
+  if r == 6 then return math.random(-1000, 1000) end
+  local t = r == 7 and setmetatable({}, core.array_mt) or {}
+  for i = 1, math.random(0, 5) do
+    if r == 7 then t[i] = util.random_document(leaf, depth + 1)
+    else t["k" .. math.random(100)] = util.random_document(leaf, depth + 1) end
+  end
+  return t
+end
+
 return util
