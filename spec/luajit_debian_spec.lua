@@ -7,14 +7,7 @@ local process = require("spec.helpers.process")
 local util = require("spec.helpers.util")
 
 local KEY = "sk-test-luajit-debian-0123456789"
-local FIELDS = table.concat({
-  "id=chatcmpl-abc123",
-  "model=gpt-4o-2024-08-06",
-  "created=1738960610",
-  "seed=4944116822809979520",
-  "total_tokens=31",
-  "content=Mind of circuits hum, \nLearning patterns in silence— \nFuture's quiet spark.",
-}, "\n") .. "\n"
+local FIELDS = require("spec.helpers.golden").FIELDS
 
 -- The golden fixture decoded and encoded again where numbers have no float
 -- subtype: keys sorted, 1.0 and 0.0 written as 1 and 0, the seed exact.
@@ -41,14 +34,7 @@ io.write("json=", openai.json.encode(openai.json.decode(fixture)), "\n")
 local client = openai.new { api_key = key, base_url = base_url, max_retries = 0, timeout = 5 }
 local cc, err = client.chat.completions.retrieve("chatcmpl-abc123")
 if not cc then io.write("error: ", tostring(err), "\n") os.exit(1) end
-io.write(table.concat({
-  "id=" .. cc.id,
-  "model=" .. cc.model,
-  "created=" .. openai.json.encode(cc.created),
-  "seed=" .. openai.json.encode(cc.seed),
-  "total_tokens=" .. openai.json.encode(cc.usage.total_tokens),
-  "content=" .. cc.choices[1].message.content,
-}, "\n"), "\n")
+io.write(require("spec.helpers.golden").fields(openai, cc))
 client:close()
 ]]
 
@@ -76,7 +62,7 @@ describe("Debian's luajit", function()
   local function check(luajit)
     local command = table.concat({
       "env -u LD_PRELOAD",
-      "LUA_PATH=" .. util.shell_quote("lua/?.lua;lua/?/init.lua"),
+      "LUA_PATH=" .. util.shell_quote("lua/?.lua;lua/?/init.lua;./?.lua"),
       "LUA_CPATH=" .. util.shell_quote("build/luajit/?.so"),
       luajit, "-e", util.shell_quote((CHECK:gsub("BASE_URL", ("%q"):format(server.base_url))
         :gsub("KEY", ("%q"):format(KEY)))),

@@ -9,14 +9,7 @@ local process = require("spec.helpers.process")
 local util = require("spec.helpers.util")
 
 local KEY = "sk-test-nginx-0123456789"
-local FIELDS = table.concat({
-  "id=chatcmpl-abc123",
-  "model=gpt-4o-2024-08-06",
-  "created=1738960610",
-  "seed=4944116822809979520",
-  "total_tokens=31",
-  "content=Mind of circuits hum, \nLearning patterns in silence— \nFuture's quiet spark.",
-}, "\n") .. "\n"
+local FIELDS = require("spec.helpers.golden").FIELDS
 
 local missing = nginx.missing()
 

@@ -45,12 +45,7 @@ function M.missing()
     .. " (apt-get install nginx libnginx-mod-http-lua)"
 end
 
-local function free_port()
-  local s = assert(socket.bind("127.0.0.1", 0))
-  local _, port = s:getsockname()
-  s:close()
-  return tonumber(port)
-end
+local free_port = require("spec.helpers.mock").free_port
 
 local function cwd()
   local output, ok = process.run("pwd")

@@ -88,12 +88,7 @@ function M.hashed_dir(dir, name, certificate)
   return path
 end
 
-local function free_port()
-  local s = assert(socket.bind("127.0.0.1", 0))
-  local _, port = s:getsockname()
-  s:close()
-  return tonumber(port)
-end
+local free_port = require("spec.helpers.mock").free_port
 
 local function accepts(port)
   local c = socket.tcp()

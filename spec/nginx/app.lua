@@ -3,23 +3,14 @@
 -- workers, by init_worker_by_lua and by content handlers. Blocking calls:
 -- each one holds its worker until the response is there.
 local openai = require("openai")
+local golden = require("spec.helpers.golden")
 
 local app = {}
 
 local client
 
--- The golden completion's fields as lines of exact text (the seed through
--- the encoder: its exact digits whatever the runtime makes of it).
 local function describe(cc, err)
-  if cc == nil then return "error: " .. tostring(err) .. "\n" end
-  return table.concat({
-    "id=" .. cc.id,
-    "model=" .. cc.model,
-    "created=" .. openai.json.encode(cc.created),
-    "seed=" .. openai.json.encode(cc.seed),
-    "total_tokens=" .. openai.json.encode(cc.usage.total_tokens),
-    "content=" .. cc.choices[1].message.content,
-  }, "\n") .. "\n"
+  return golden.fields(openai, cc, err)
 end
 
 local function retrieve()
