@@ -28,6 +28,15 @@ function M.free_port()
   return tonumber(port)
 end
 
+-- Whether something accepts connections on 127.0.0.1:port.
+function M.accepts(port)
+  local c = socket.tcp()
+  c:settimeout(0.2)
+  local ok = c:connect("127.0.0.1", port)
+  c:close()
+  return ok ~= nil
+end
+
 -- Start a mock.  opts: api_key (string), lua (interpreter, default lua5.4),
 -- port (default 0 = any free port).
 function M.start(opts)

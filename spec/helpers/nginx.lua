@@ -99,13 +99,7 @@ end
 local Nginx = {}
 Nginx.__index = Nginx
 
-local function accepts(port)
-  local c = socket.tcp()
-  c:settimeout(0.2)
-  local ok = c:connect("127.0.0.1", port)
-  c:close()
-  return ok ~= nil
-end
+local accepts = require("spec.helpers.mock").accepts
 
 -- Starts nginx; raises (after stopping it) when it does not come up.
 function M.start(opts)

@@ -90,13 +90,7 @@ end
 
 local free_port = require("spec.helpers.mock").free_port
 
-local function accepts(port)
-  local c = socket.tcp()
-  c:settimeout(0.2)
-  local ok = c:connect("127.0.0.1", port)
-  c:close()
-  return ok ~= nil
-end
+local accepts = require("spec.helpers.mock").accepts
 
 local Front = {}
 Front.__index = Front
