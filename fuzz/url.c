@@ -43,6 +43,18 @@ int LLVMFuzzerInitialize(int *argc, char ***argv) {
   luaL_openlibs(L);
   luaL_requiref(L, "openai.core", luaopen_openai_core, 0);
   lua_pop(L, 1);
+  {
+    /* url.lua requires its siblings (openai.compat): the directory that
+     * holds openai/ goes first on package.path. */
+    size_t len = strlen(path), tail = strlen("openai/url.lua");
+    lua_getglobal(L, "package");
+    lua_pushlstring(L, path, len >= tail ? len - tail : 0);
+    lua_pushliteral(L, "?.lua;");
+    lua_getfield(L, -3, "path");
+    lua_concat(L, 3);
+    lua_setfield(L, -2, "path");
+    lua_pop(L, 1);
+  }
   if (luaL_dofile(L, path) != LUA_OK) fuzz_fail("cannot load url.lua", lua_tostring(L, -1));
   if (!lua_istable(L, -1)) fuzz_fail("url.lua did not return a table", NULL);
   url_ref = luaL_ref(L, LUA_REGISTRYINDEX);
