@@ -67,7 +67,7 @@ local function decoded(text)
   return assert(openai.json.decode(text))
 end
 
--- What a scripted plain response sends as headers (see spec/mock/script.lua).
+-- What a scripted plain response sends as headers (see mock/script.lua).
 local function plain_headers(body, extra)
   local headers = { ["content-length"] = tostring(#body), ["x-request-id"] = REQUEST_ID }
   if body ~= "" then headers["content-type"] = "application/json" end
@@ -144,7 +144,7 @@ end
 ---------------------------------------------------------------------------
 -- The matrix. Fields:
 --   name
---   script     responses queued on the mock (spec/mock/script.lua)
+--   script     responses queued on the mock (mock/script.lua)
 --   client     options for this scenario's client (max_retries 0 unless given)
 --   call       per-call options for retrieve, or for create when stream
 --   stream     open a stream; `chunks` = how many chunks precede the failure

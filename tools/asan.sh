@@ -14,7 +14,7 @@
 #   LUA_CPATH, so the `lua5.4` subprocesses the specs start (with
 #   LUA_CPATH=build/?.so, see spec/helpers/util.lua) load the instrumented
 #   module too, and inherit the sanitizer environment.
-# - The mock API server (spec/mock/server.lua) runs under the runtime too:
+# - The mock API server (mock/server.lua) runs under the runtime too:
 #   it is pure Lua + luv, never loads openai.core, and was checked to start,
 #   serve and exit cleanly with it (no reports). Keeping it out would take a
 #   `lua5.4` shim first on PATH, and luarocks (install_spec) derives the Lua

@@ -12,7 +12,7 @@ if [ -n "${OPENAI_API_KEY:-}" ] && [ -z "${OPENAI_BASE_URL:-}" ]; then
 fi
 
 log=$(mktemp)
-lua5.4 spec/mock/server.lua --port 0 >"$log" 2>&1 &
+lua5.4 mock/server.lua --port 0 >"$log" 2>&1 &
 pid=$!
 trap 'kill "$pid" 2>/dev/null; wait "$pid" 2>/dev/null; rm -f "$log"' EXIT INT TERM
 tries=0

@@ -25,7 +25,7 @@ end
 
 local function fixtures()
   local list = {}
-  local p = io.popen("ls spec/fixtures/*.json spec/mock/fixtures/*.json 2>/dev/null")
+  local p = io.popen("ls spec/fixtures/*.json mock/fixtures/*.json 2>/dev/null")
   for path in p:lines() do list[#list + 1] = path end
   p:close()
   table.sort(list)

@@ -30,7 +30,7 @@ rm -rf "$logs"
 mkdir -p "$logs"
 key="sk-threads-$$"
 
-lua5.4 spec/mock/server.lua --port 0 --api-key "$key" --parent-pid $$ \
+lua5.4 mock/server.lua --port 0 --api-key "$key" --parent-pid $$ \
   > "$build/mock.out" 2> "$build/mock.err" < /dev/null &
 mock_pid=$!
 trap 'kill -TERM "$mock_pid" 2>/dev/null' EXIT INT TERM

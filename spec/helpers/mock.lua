@@ -1,4 +1,4 @@
--- Start, stop and steer the local OpenAI mock (spec/mock/server.lua) from
+-- Start, stop and steer the local OpenAI mock (mock/server.lua) from
 -- busted specs.
 --
 --   local mock = require("spec.helpers.mock")
@@ -44,7 +44,7 @@ function M.start(opts)
   local args = {}
   if opts.api_key then args[#args + 1], args[#args + 2] = "--api-key", opts.api_key end
   if opts.port then args[#args + 1], args[#args + 2] = "--port", tostring(opts.port) end -- the last --port wins
-  return Server.start(Mock, "mock", "mock/server.lua", args, opts.lua)
+  return Server.start(Mock, "mock", "../mock/server.lua", args, opts.lua)
 end
 
 -- One control request; returns status, body.
@@ -56,7 +56,7 @@ function Mock:reset()
   self:_request("POST", "/__mock/reset")
 end
 
--- Queue scripted responses (a Lua list of R tables; see spec/mock/script.lua).
+-- Queue scripted responses (a Lua list of R tables; see mock/script.lua).
 function Mock:script(responses)
   local list = setmetatable({}, cjson.array_mt)
   for i, r in ipairs(responses) do list[i] = r end

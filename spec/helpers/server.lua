@@ -1,4 +1,4 @@
--- A test server run as a process of its own (spec/mock/server.lua,
+-- A test server run as a process of its own (mock/server.lua,
 -- spec/hostile/server.lua): started on a free 127.0.0.1 port, told to exit
 -- when this process is gone, stopped by its PID. Control requests go
 -- through luasocket with a short timeout, so a wedged server fails a spec

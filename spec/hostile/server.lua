@@ -1,5 +1,5 @@
 -- The hostile server: a small, deliberately misbehaving HTTP/1.1 server for
--- the specs.  Unlike spec/mock/ it does not read each request body before
+-- the specs.  Unlike mock/ it does not read each request body before
 -- answering, so it can answer early, read slowly, trickle, flood, hang or
 -- send raw bytes.
 --
@@ -57,7 +57,7 @@
 -- with `Connection: close` (or HTTP/1.0) are answered and then closed.
 
 -- The sibling folder mock/ holds what the test servers share.
-package.path = ((arg and arg[0] or ""):match("^(.*)/[^/]*$") or ".") .. "/../?.lua;" .. package.path
+package.path = ((arg and arg[0] or ""):match("^(.*)/[^/]*$") or ".") .. "/../../?.lua;" .. package.path
 local uv = require("luv")
 local serve = require("mock.serve")
 

@@ -175,7 +175,7 @@ describe("mock server", function()
     end)
 
     it("refuses a non-loopback host", function()
-      local ok, how, code = os.execute("lua5.4 spec/mock/server.lua --host 0.0.0.0 >/dev/null 2>&1")
+      local ok, how, code = os.execute("lua5.4 mock/server.lua --host 0.0.0.0 >/dev/null 2>&1")
       assert.is_nil(ok)
       assert.equal("exit", how)
       assert.is_true(code ~= 0)
@@ -240,7 +240,7 @@ describe("mock server", function()
       for _, id in ipairs({ "chatcmpl-tool123", "chatcmpl-emoji123", "chatcmpl-refusal123" }) do
         local res = request(m, "GET", "/v1/chat/completions/" .. id)
         assert.equal(200, res.status)
-        assert.equal(read_file("spec/mock/fixtures/" .. id .. ".json"), res.body)
+        assert.equal(read_file("mock/fixtures/" .. id .. ".json"), res.body)
       end
       local tool = decode(request(m, "GET", "/v1/chat/completions/chatcmpl-tool123"))
       assert.equal("get_current_weather", tool.choices[1].message.tool_calls[1]["function"].name)
@@ -597,7 +597,7 @@ describe("mock server", function()
       post_json(m, "/v1/chat/completions/chatcmpl-tool123", '{"metadata":{}}')
       m:reset()
       assert.equal(read_file(FIXTURE_PATH), request(m, "GET", "/v1/chat/completions/chatcmpl-abc123").body)
-      assert.equal(read_file("spec/mock/fixtures/chatcmpl-tool123.json"),
+      assert.equal(read_file("mock/fixtures/chatcmpl-tool123.json"),
         request(m, "GET", "/v1/chat/completions/chatcmpl-tool123").body)
     end)
   end)

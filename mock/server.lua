@@ -1,6 +1,6 @@
 -- Local mock of the OpenAI API for the specs.
 --
---   lua5.4 spec/mock/server.lua [--port N] [--host 127.0.0.1] [--api-key KEY]
+--   lua5.4 mock/server.lua [--port N] [--host 127.0.0.1] [--api-key KEY]
 --                               [--parent-pid PID]
 --
 -- Prints exactly one line, `http://127.0.0.1:PORT/v1`, once listening, then
@@ -17,7 +17,7 @@
 -- Resolve our own directory so the script works from any working directory.
 local script_dir = (arg and arg[0] or ""):match("^(.*)/[^/]*$") or "."
 package.path = script_dir .. "/../?.lua;" .. package.path
-local root = script_dir .. "/../.."
+local root = script_dir .. "/.."
 
 local uv = require("luv")
 local json = require("mock.json")

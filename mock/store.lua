@@ -59,7 +59,7 @@ end
 -- Load the fixture set once: a list of { raw = text, messages = array }.
 -- `root` is the repository root; the manifest lists files relative to it.
 function M.load_fixtures(root)
-  local manifest_path = root .. "/spec/mock/fixtures/manifest.json"
+  local manifest_path = root .. "/mock/fixtures/manifest.json"
   local manifest = assert(json.decode(slurp(manifest_path)), "bad fixture manifest")
   local list = {}
   for _, item in ipairs(manifest) do

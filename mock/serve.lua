@@ -1,4 +1,4 @@
--- What the test servers (spec/mock/server.lua, spec/hostile/server.lua)
+-- What the test servers (mock/server.lua, spec/hostile/server.lua)
 -- share: their command line and their life cycle.
 local uv = require("luv")
 
