@@ -24,19 +24,6 @@ void *openai_newuserdatauv(lua_State *L, size_t size, int nuv) {
   return p;
 }
 
-int openai_getiuservalue(lua_State *L, int idx, int n) {
-  int type;
-  lua_getuservalue(L, idx);
-  if (!lua_istable(L, -1)) {
-    lua_pop(L, 1);
-    lua_pushnil(L);
-    return LUA_TNONE;
-  }
-  type = lua_rawgeti(L, -1, n);
-  lua_remove(L, -2);
-  return type;
-}
-
 /* Pops the value; returns 0 (as 5.4 does) when the userdata has no slots. */
 int openai_setiuservalue(lua_State *L, int idx, int n) {
   idx = lua_absindex(L, idx);

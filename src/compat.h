@@ -39,10 +39,8 @@ lua_Integer openai_checkinteger(lua_State *L, int arg);
  * one user value (5.1: its environment, which must be a table), so the
  * slots live in a table there. nuv == 0 makes a plain userdata. */
 void *openai_newuserdatauv(lua_State *L, size_t size, int nuv);
-int openai_getiuservalue(lua_State *L, int idx, int n);
 int openai_setiuservalue(lua_State *L, int idx, int n);
 #define lua_newuserdatauv openai_newuserdatauv
-#define lua_getiuservalue openai_getiuservalue
 #define lua_setiuservalue openai_setiuservalue
 #define luaL_pushfail lua_pushnil
 #endif
