@@ -53,7 +53,7 @@ BUILD   ?= $(if $(filter lua5.4,$(LUA)),build,build/$(LUA))
 SOURCES := $(wildcard src/*.c)
 OBJECTS := $(SOURCES:src/%.c=$(BUILD)/obj/%.o)
 MODULE  := $(BUILD)/openai/core.so
-LUA_MODULES := $(wildcard lua/openai/*.lua)
+LUA_MODULES := $(wildcard lua/openai/*.lua lua/openai/*/*.lua)
 
 DEBIAN_PACKAGES := make gcc pkg-config lua5.4 liblua5.4-dev libcurl4-openssl-dev \
                    lua-busted lua-luv lua-socket lua-cjson luarocks \
@@ -129,8 +129,8 @@ bench-callgrind: deps
 	@sh tools/bench-callgrind.sh
 
 install: $(MODULE)
-	install -d $(DESTDIR)$(LUADIR)/openai $(DESTDIR)$(LIBDIR)/openai
-	install -m 644 $(LUA_MODULES) $(DESTDIR)$(LUADIR)/openai/
+	install -d $(DESTDIR)$(LIBDIR)/openai
+	for f in $(LUA_MODULES:lua/%=%); do install -D -m 644 lua/$$f $(DESTDIR)$(LUADIR)/$$f || exit 1; done
 	install -m 755 $(MODULE) $(DESTDIR)$(LIBDIR)/openai/core.so
 
 uninstall:

@@ -16,7 +16,7 @@ local function scripted_client(steps, opts)
   for key, value in pairs(opts or {}) do options[key] = value end
   local client = openai.new(options)
   local state = client_core.state_of(client)
-  state.connection:close()
+  state.transports.curl:close()
   local fake = { attempts = {}, closed = false }
   local function play(_, _, _, headers)
     local count
@@ -28,7 +28,8 @@ local function scripted_client(steps, opts)
   end
   fake.request, fake.stream = play, play
   function fake.close() fake.closed = true end
-  state.connection = fake
+  function fake.sleep(_, seconds) require("openai.core").sleep(seconds) end
+  state.transports.curl = fake
   return client, fake
 end
 

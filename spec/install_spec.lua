@@ -27,9 +27,9 @@ local function tree_files(dir)
   return output
 end
 
--- The tree every route must give: each module of lua/openai/ and the C core.
+-- The tree every route must give: each module under lua/openai/ and the C core.
 local function expected_files(version)
-  local ok, listing = capture("cd lua/openai && ls *.lua")
+  local ok, listing = capture("cd lua/openai && find . -name '*.lua' -printf '%P\\n' | sort")
   assert(ok, listing)
   local files = { "lib/lua/" .. version .. "/openai/core.so" }
   for name in listing:gmatch("[^\n]+") do

@@ -31,8 +31,9 @@ describe("nginx", function()
   teardown(function() server:stop() end)
   before_each(function() server:reset() end)
 
-  local function init_code(call)
-    return ('require("spec.nginx.app").init(%q, %q, %s)'):format(server.base_url, KEY, tostring(call))
+  local function init_code(call, transport)
+    return ('require("spec.nginx.app").init(%q, %q, %s, %s)'):format(server.base_url, KEY, tostring(call),
+      transport and ("%q"):format(transport) or "nil")
   end
 
   -- The body of GET /retrieve, less its last line (the worker's PID),
@@ -64,7 +65,7 @@ describe("nginx", function()
     assert.are.same({ requests = 3, connections = 1 }, server:stats())
   end)
 
-  it("workers forked after init_by_lua made a call each use connections of their own", function()
+  it("workers forked after init_by_lua made a call each use connections of their own (transport = \"curl\")", function()
     -- The workers call as they start, at the same time. The first call to
     -- arrive is answered after 300 ms and the next at once, so that over
     -- one connection shared by both workers the two answers would come
@@ -72,7 +73,7 @@ describe("nginx", function()
     server:script { { passthrough = true }, { delay_ms = 300, passthrough = true }, { passthrough = true } }
     local n = nginx.start {
       workers = 2,
-      init = init_code(true),
+      init = init_code(true, "curl"),
       init_worker = function(prefix) return ('require("spec.nginx.app").worker_call(%q)'):format(prefix .. "/reports") end,
       locations = { ["/retrieve"] = 'require("spec.nginx.app").retrieve()' },
     }
@@ -117,5 +118,24 @@ describe("nginx", function()
     for _ in pairs(used) do count = count + 1 end
     assert.are.equal(2, count)
     assert.are.same({ requests = 9, connections = 3 }, server:stats())
+  end)
+
+  it("a call in init_worker_by_lua with the automatic transport raises, naming the phase", function()
+    local n = nginx.start {
+      init = init_code(false),
+      init_worker = function(prefix) return ('require("spec.nginx.app").worker_call(%q)'):format(prefix .. "/reports") end,
+    }
+    finally(function() n:remove() end)
+    local report
+    assert.is_true(process.wait_ready(n.pid, 10, function()
+      local pid = n:workers()[1]
+      report = pid and process.read_file(n.prefix .. "/reports/worker-" .. pid .. ".txt")
+      return report ~= nil
+    end), n:log())
+    n:stop()
+    assert.are.equal("raised: spec/nginx/app.lua:19: openai: nginx's init_worker phase cannot make requests without"
+      .. " blocking the worker: make the call from a request handler or a timer (ngx.timer.at(0, fn)), or pass"
+      .. " transport = \"curl\" to openai.new to block on purpose", (report:gsub("^raised: /[^:]*/spec/", "raised: spec/")))
+    assert.are.same({ requests = 0, connections = 0 }, server:stats())
   end)
 end)

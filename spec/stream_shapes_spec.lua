@@ -30,7 +30,7 @@ local function stream_of(datas)
   local events = {}
   for i, data in ipairs(datas) do events[i] = { nil, data } end
   local raw = fake_raw(events)
-  return Stream.new(raw, 200, HEADERS), raw
+  return Stream.new(raw, 200, HEADERS, nil, require("openai.resources.chat").stream), raw
 end
 
 local function is_array(value) return type(value) == "table" and getmetatable(value) == openai.array_mt end

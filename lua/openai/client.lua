@@ -1,11 +1,13 @@
 -- Clients: configuration from options and the environment, headers, and the
 -- one request pipeline (URL, body, retries, errors) every resource goes
--- through. The HTTP exchange itself is openai.core's Connection.
+-- through. The HTTP exchange itself is a transport's (openai.transport):
+-- libcurl, or nginx's cosockets inside OpenResty.
 local core = require("openai.core")
 local compat = require("openai.compat")
 local errors = require("openai.errors")
 local object = require("openai.object")
 local Stream = require("openai.stream")
+local transport = require("openai.transport")
 local url = require("openai.url")
 
 local VERSION = "0.1.0"
@@ -157,6 +159,7 @@ local CLIENT_OPTIONS = {
   api_key = true, base_url = true, organization = true, project = true, timeout = true,
   max_retries = true, default_headers = true, default_query = true,
   ca_file = true, ca_path = true, proxy = true, max_response_bytes = true, max_response_values = true,
+  transport = true,
 }
 
 local function optional_string(opts, key, env_name)
@@ -182,7 +185,7 @@ function Client:close()
   local state = states[self]
   if state and not state.closed then
     state.closed = true
-    state.connection:close()
+    for _, opened in pairs(state.transports) do opened:close() end
   end
 end
 Client.__close = Client.close
@@ -267,13 +270,20 @@ function M.new_state(opts)
       error(("openai.new: %s must be a positive integer"):format(limit), 3)
     end
   end
-  local ok, connection = pcall(core.connection, {
+  local wanted = opts.transport
+  if wanted ~= nil and not transport.NAMES[wanted] then
+    error("openai.new: transport must be \"curl\" or \"ngx\"", 3)
+  end
+  local settings = {
     ca_file = ca_file, ca_path = ca_path, proxy = opts.proxy,
     max_response_bytes = opts.max_response_bytes, max_response_values = opts.max_response_values,
-  })
-  -- The C core checks the proxy with libcurl's own URL parser, and never
-  -- echoes it: it may hold a password.
-  if not ok then error("openai.new: " .. tostring(connection):gsub("^[^:]*:%d+: ", ""), 3) end
+  }
+  local explicit = { ca_file = opts.ca_file, ca_path = opts.ca_path, proxy = opts.proxy }
+  -- The transport the client is sure to use is made now, so that bad
+  -- settings fail here; libcurl's outside nginx and in its init phase.
+  local first = wanted or "curl"
+  local ok, made = pcall(transport.open, first, settings, explicit)
+  if not ok then error("openai.new: " .. tostring(made):gsub("^[^:]*:%d+: ", ""), 3) end
 
   return {
     base_url = base_url,
@@ -286,10 +296,22 @@ function M.new_state(opts)
     shared_lines = { plain = {}, json = {}, stream = {} },
     base = url.split_base(base_url),
     default_query = opts.default_query,
-    connection = connection,
+    wanted_transport = wanted,
+    transports = { [first] = made },
+    settings = settings,
+    explicit = explicit,
     max_response_values = opts.max_response_values,
     closed = false,
   }
+end
+
+-- Raises, at `level`, when a call cannot be made on this client here and
+-- now: it is closed, or it runs where no transport may be used (an nginx
+-- phase without cosockets).
+function M.check_usable(state, level)
+  if state.closed then error("openai: attempt to use a closed client", level + 1) end
+  local name, why = transport.choose(state.wanted_transport)
+  if name == nil then error("openai: " .. why, level + 1) end
 end
 
 function M.new_client(state)
@@ -392,9 +414,11 @@ end
 local NO_OPTIONS = {}
 
 -- Prepares a call: everything that can fail on bad input fails here,
--- before any byte is sent. Returns the prepared call, or nil, a message and
+-- before any byte is sent. `accumulator`: for a method that can stream, what
+-- its events add up to (see openai.stream); a body with `stream = true`
+-- then asks for a stream. Returns the prepared call, or nil, a message and
 -- which argument is to blame: "body" or "options".
-function M.prepare(state, method, path, query, body, opts)
+function M.prepare(state, method, path, query, body, opts, accumulator)
   local problem = M.check_call_options(opts)
   if problem then return nil, problem, "options" end
   opts = opts or NO_OPTIONS
@@ -416,7 +440,7 @@ function M.prepare(state, method, path, query, body, opts)
       return nil, "cannot encode the request body: " .. tostring(encoded):gsub("^[^:]*:%d+: ", ""), "body"
     end
   end
-  local stream = encoded ~= nil and type(body) == "table" and rawget(body, "stream") == true
+  local stream = accumulator ~= nil and encoded ~= nil and type(body) == "table" and rawget(body, "stream") == true
   local variant = stream and "stream" or encoded and "json" or "plain"
   local headers, shared_lines = state.headers[variant], nil
   if opts.timeout then
@@ -430,6 +454,7 @@ function M.prepare(state, method, path, query, body, opts)
     url = url.join_split(state.base, path, text),
     body = encoded,
     stream = stream,
+    accumulator = accumulator,
     headers = headers,
     shared_lines = shared_lines,
     call_headers = opts.headers,
@@ -481,12 +506,28 @@ end
 -- ("too_large", "config", "closed", ...) would fail the same way again.
 local RETRYABLE = { connection = true, timeout = true }
 
-local function exchange(connection, call, retries)
+local function exchange(through, call, retries)
   local headers = attempt_lines(call, retries)
   if call.stream then
-    return connection:stream(call.method, call.url, headers, call.body, call.timeout)
+    return through:stream(call.method, call.url, headers, call.body, call.timeout)
   end
-  return connection:request(call.method, call.url, headers, call.body, call.timeout, true, true)
+  return through:request(call.method, call.url, headers, call.body, call.timeout)
+end
+
+-- The transport for a call made now (see openai.transport), made on first
+-- use; or nil and an error object (the ngx transport has no proxies and
+-- takes its trust from nginx).
+local function transport_for(state)
+  local name, why = transport.choose(state.wanted_transport)
+  if name == nil then error("openai: " .. why, 3) end
+  local through = state.transports[name]
+  if through == nil then
+    local ok, made = pcall(transport.open, name, state.settings, state.explicit)
+    if not ok then return nil, errors.failure("config", (tostring(made):gsub("^[^:]*:%d+: ", ""))) end
+    through = made
+    state.transports[name] = through
+  end
+  return through
 end
 
 -- Sends a prepared call with retries. Returns the decoded object (or a
@@ -494,6 +535,8 @@ end
 -- retried only until its response starts.
 function M.send(state, call)
   if state.closed then error("openai: attempt to use a closed client", 3) end
+  local through, unusable = transport_for(state)
+  if through == nil then return nil, unusable end
   local retries, collected = 0, false
   while true do
     -- A finalizer may close the client between attempts (during the wait
@@ -501,7 +544,7 @@ function M.send(state, call)
     if state.closed then return nil, errors.aborted("the client was closed") end
     -- detail: the body's decode error; in conn:request's short form of a
     -- JSON object (headers == false), its request id.
-    local status, headers, body, detail = exchange(state.connection, call, retries)
+    local status, headers, body, detail = exchange(through, call, retries)
     local err, retryable
     if status == nil then
       local kind, cause = headers, body
@@ -515,14 +558,14 @@ function M.send(state, call)
       end
     elseif status >= 200 and status < 300 then
       if headers == false then return object.attach(body, detail) end
-      if call.stream then return Stream.new(body, status, headers, state.max_response_values) end
+      if call.stream then return Stream.new(body, status, headers, state.max_response_values, call.accumulator) end
       return success(status, headers, body, detail)
     else
       err, retryable = errors.from_response(status, headers, body), should_retry(status, headers)
     end
     if err ~= nil then
       if not retryable or retries >= call.max_retries then return nil, err end
-      core.sleep(M.retry_delay(headers, retries))
+      through:sleep(M.retry_delay(headers, retries))
       retries = retries + 1
     end
   end

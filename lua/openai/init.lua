@@ -63,7 +63,7 @@ function openai.new(opts)
   local state = client_core.new_state(opts)
   local client = client_core.new_client(state)
   local function get_state(level)
-    if state.closed then error("openai: attempt to use a closed client", level + 1) end
+    client_core.check_usable(state, level + 1)
     return state
   end
   for name, namespace in pairs(resources.bind(get_state)) do client[name] = namespace end
@@ -79,7 +79,9 @@ local function default_state(level)
     if not ok then error((tostring(result):gsub("^[^\n]-:%d+: ", "")), level + 1) end
     default_client = result
   end
-  return client_core.state_of(default_client)
+  local state = client_core.state_of(default_client)
+  client_core.check_usable(state, level + 1)
+  return state
 end
 for name, namespace in pairs(resources.bind(default_state)) do openai[name] = namespace end
 

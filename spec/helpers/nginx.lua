@@ -7,7 +7,8 @@
 --   local nginx = require("spec.helpers.nginx")
 --   local missing = nginx.missing()        -- nil, or why nginx specs must wait
 --   local n = nginx.start { workers = 2, init = "lua code", locations = { ["/path"] = "lua code" },
---                           init_worker = function(prefix) return "lua code" end }
+--                           init_worker = function(prefix) return "lua code" end,
+--                           http = { "directive;", ... } }
 --   n.url, n.pid, n.prefix; n.prefix .. "/reports" is writable by the workers
 --   n:get("/path")                        -- status, body (5 s bound per request)
 --   n:log()                               -- error.log's text
@@ -73,6 +74,7 @@ local function config(prefix, port, opts)
   -- ";;": the default paths too, where Debian keeps lua-resty-core.
   add(('  lua_package_path "%s/lua/?.lua;%s/lua/?/init.lua;%s/?.lua;;";'):format(root, root, root))
   add(('  lua_package_cpath "%s/build/luajit/?.so;;";'):format(root))
+  for _, directive in ipairs(opts.http or {}) do add("  " .. directive) end
   add("  init_by_lua_block {")
   add(opts.init or "")
   add("  }")

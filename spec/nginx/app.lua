@@ -1,7 +1,9 @@
 -- What spec/nginx_spec.lua runs inside nginx: a client made by
 -- init_by_lua, in the master process, and used after nginx has forked its
--- workers, by init_worker_by_lua and by content handlers. Blocking calls:
--- each one holds its worker until the response is there.
+-- workers, by init_worker_by_lua and by content handlers. With the
+-- automatic transport a content handler's call goes over cosockets and the
+-- init phase's over libcurl; with transport = "curl" every call blocks its
+-- worker until the response is there.
 local openai = require("openai")
 local golden = require("spec.helpers.golden")
 
@@ -19,8 +21,8 @@ end
 
 -- init_by_lua: the client, and with `call` a first call from the master,
 -- which leaves a pooled connection for the workers to inherit.
-function app.init(base_url, api_key, call)
-  client = openai.new { api_key = api_key, base_url = base_url, max_retries = 0, timeout = 5 }
+function app.init(base_url, api_key, call, transport)
+  client = openai.new { api_key = api_key, base_url = base_url, max_retries = 0, timeout = 5, transport = transport }
   if call then
     local text = retrieve()
     if text:find("^error: ") then error("init_by_lua: " .. text) end
@@ -30,7 +32,8 @@ end
 -- init_worker_by_lua: one call as each worker starts, written to
 -- DIR/worker-<pid>.txt (whole: it gets that name once written).
 function app.worker_call(dir)
-  local text = retrieve()
+  local ok, text = pcall(retrieve)
+  if not ok then text = "raised: " .. tostring(text) end
   local path = dir .. "/worker-" .. ngx.worker.pid() .. ".txt"
   local f = assert(io.open(path .. ".part", "w"))
   f:write(text)

@@ -13,19 +13,12 @@ local resources = {}
 --   "id"    a path parameter (non-empty string, not "." or "..")
 --   "body"  a table sent as the JSON body
 --   "query" a table of query parameters
+-- page = true: the result is a cursor page; stream = an accumulator (see
+-- openai.stream): with `stream = true` in its body the call returns a
+-- stream of the events that accumulator adds up. Each resource's module
+-- declares its methods and brings its own accumulator.
 resources.tree = {
-  chat = {
-    completions = {
-      create = { method = "POST", path = "/chat/completions", args = { "body" } },
-      retrieve = { method = "GET", path = "/chat/completions/{}", args = { "completion_id" } },
-      update = { method = "POST", path = "/chat/completions/{}", args = { "completion_id", "body" } },
-      list = { method = "GET", path = "/chat/completions", args = { "query" }, page = true },
-      delete = { method = "DELETE", path = "/chat/completions/{}", args = { "completion_id" } },
-      messages = {
-        list = { method = "GET", path = "/chat/completions/{}/messages", args = { "completion_id", "query" }, page = true },
-      },
-    },
-  },
+  chat = require("openai.resources.chat").tree,
 }
 
 local function check_id(name, value)
@@ -88,7 +81,7 @@ local function method_function(name, spec, get_state, namespace)
     local opts = a3
     if n_args == 0 then opts = a1 elseif n_args == 1 then opts = a2 end
     local state = get_state(2)
-    local call, problem, culprit = prepare(state, method, path, query, body, opts)
+    local call, problem, culprit = prepare(state, method, path, query, body, opts, spec.stream)
     if not call then error(("bad argument #%d to '%s' (%s)"):format(blame[culprit], name, problem), 2) end
     if not spec.page then return send(state, call) end
     local function fetch(prepared)
