@@ -7,11 +7,10 @@
 #include <time.h>
 
 #include "compat.h"
-#include "http.h"
 #include "int64.h"
 #include "interrupt.h"
-#include "json.h"
-#include "transfer.h"
+#include "codec/json.h"
+#include "curl/http.h"
 
 #if defined(__ANDROID__)
 #define OPENAI_OS "Android"

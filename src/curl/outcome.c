@@ -8,7 +8,7 @@
 #include <stdio.h>
 #include <string.h>
 
-#include "json.h"
+#include "codec/json.h"
 #include "transfer.h"
 
 int outcome_failed(const struct transfer *t) {

@@ -10,7 +10,6 @@
 #include <string.h>
 #include <sys/resource.h>
 #include <sys/socket.h>
-#include <time.h>
 #include <unistd.h>
 
 #include "interrupt.h"
@@ -25,12 +24,6 @@
  * libcurl's receive buffer, its handle and connection state (an idle
  * stream measured 16 kB of resident memory on Linux x86-64). */
 #define HANDLE_FOOTPRINT (16 * 1024)
-
-double openai_monotonic(void) {
-  struct timespec now;
-  clock_gettime(CLOCK_MONOTONIC, &now);
-  return (double)now.tv_sec + (double)now.tv_nsec / 1e9;
-}
 
 /* ---- memory told to the GC ---- */
 
