@@ -226,7 +226,7 @@ tsan: deps
 # libFuzzer targets in fuzz/, each run for FUZZ_SECONDS (tools/fuzz.sh).
 # Our sources get coverage instrumentation (fuzzer-no-link); Lua and
 # libcurl are Debian's. Each target links only the objects it needs.
-FUZZ_TARGETS  ?= json_decode json_roundtrip sse url
+FUZZ_TARGETS  ?= json_decode json_roundtrip sse http_head url
 FUZZ_BINS     := $(FUZZ_TARGETS:%=$(FUZZ_BUILD)/%)
 FUZZ_CFLAGS   := -g -O1 -fno-omit-frame-pointer -fsanitize=address,undefined -fno-sanitize-recover=undefined
 FUZZ_ALL_OBJS := $(SOURCES:src/%.c=$(FUZZ_BUILD)/obj/%.o)
@@ -235,6 +235,7 @@ fuzz_objs      = $(FUZZ_BUILD)/obj/codec/json_decode.o $(FUZZ_BUILD)/obj/codec/j
 $(FUZZ_BUILD)/json_decode: FUZZ_OBJS = $(fuzz_objs)
 $(FUZZ_BUILD)/json_roundtrip: FUZZ_OBJS = $(fuzz_objs)
 $(FUZZ_BUILD)/sse: FUZZ_OBJS = $(FUZZ_BUILD)/obj/codec/sse.o $(FUZZ_BUILD)/obj/buffer.o
+$(FUZZ_BUILD)/http_head: FUZZ_OBJS = $(FUZZ_BUILD)/obj/codec/http_head.o $(FUZZ_BUILD)/obj/compat.o
 $(FUZZ_BUILD)/url: FUZZ_OBJS = $(FUZZ_ALL_OBJS)
 
 fuzz: deps

@@ -14,6 +14,7 @@
 
 #include "interrupt.h"
 #include "transfer.h"
+#include "codec/http_head.h"
 
 #define MAX_HEADER_BYTES (256 * 1024)
 /* A stream stops reading from the network while this much is unread, and
@@ -241,9 +242,7 @@ void transfer_resume_reading(struct transfer *t) {
 static int is_token(const char *s) {
   if (*s == '\0') return 0;
   for (; *s; s++)
-    if (!((*s >= 'A' && *s <= 'Z') || (*s >= 'a' && *s <= 'z') || (*s >= '0' && *s <= '9') ||
-          strchr("!#$%&'*+-.^_`|~", *s)))
-      return 0;
+    if (!http_token_char((unsigned char)*s)) return 0;
   return 1;
 }
 
