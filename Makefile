@@ -44,13 +44,20 @@ LIBFLAG     ?= -shared
 DEP_CFLAGS   = $(RUNTIME_CFLAGS) $(shell $(PKG_CONFIG) --cflags libcurl) $(COMPAT53_CFLAGS)
 DEP_LIBS     = $(shell $(PKG_CONFIG) --libs libcurl) -lm -pthread
 # -fvisibility=hidden: the module exports luaopen_openai_core alone.
-ALL_CFLAGS   = $(OPT) $(WARN) -fPIC -fvisibility=hidden $(DEP_CFLAGS) $(CFLAGS)
+# -iquote: a source names the headers of other parts from src/
+# ("codec/json.h", "curl/transfer.h"), and <curl/curl.h> still means libcurl's.
+ALL_CFLAGS   = $(OPT) $(WARN) -fPIC -fvisibility=hidden -iquote src $(DEP_CFLAGS) $(CFLAGS)
 SAN_FLAGS   ?=
 
 # BUILD can be overridden (`make BUILD=build/asan ...`): the sanitizer
 # targets below build their own copies of the module there.
 BUILD   ?= $(if $(filter lua5.4,$(LUA)),build,build/$(LUA))
-SOURCES := $(wildcard src/*.c)
+# The parts of the C core: src/ the module entry and the runtime pieces the
+# others share, src/codec/ the transport-free codecs (JSON, SSE, response
+# heads), src/curl/ the libcurl transport.
+SRC_DIRS := src src/codec src/curl
+SOURCES := $(foreach d,$(SRC_DIRS),$(wildcard $(d)/*.c))
+HEADERS := $(foreach d,$(SRC_DIRS),$(wildcard $(d)/*.h))
 OBJECTS := $(SOURCES:src/%.c=$(BUILD)/obj/%.o)
 MODULE  := $(BUILD)/openai/core.so
 LUA_MODULES := $(wildcard lua/openai/*.lua lua/openai/*/*.lua)
@@ -74,13 +81,14 @@ HOST_PACKAGES := nginx libnginx-mod-http-ndk libnginx-mod-http-lua lua-resty-cor
 
 all: $(MODULE)
 
-$(BUILD)/obj/%.o: src/%.c $(wildcard src/*.h) | $(BUILD)/obj
+$(BUILD)/obj/%.o: src/%.c $(HEADERS)
+	@mkdir -p $(dir $@)
 	$(CC) $(ALL_CFLAGS) $(SAN_FLAGS) -c -o $@ $<
 
 $(MODULE): $(OBJECTS) | $(BUILD)/openai
 	$(CC) $(LIBFLAG) $(SAN_FLAGS) $(LDFLAGS) -o $@ $(OBJECTS) $(DEP_LIBS)
 
-$(BUILD)/obj $(BUILD)/openai:
+$(BUILD)/openai:
 	mkdir -p $@
 
 deps:
@@ -218,15 +226,16 @@ tsan: deps
 # libFuzzer targets in fuzz/, each run for FUZZ_SECONDS (tools/fuzz.sh).
 # Our sources get coverage instrumentation (fuzzer-no-link); Lua and
 # libcurl are Debian's. Each target links only the objects it needs.
-FUZZ_TARGETS  ?= json_decode json_roundtrip sse url
+FUZZ_TARGETS  ?= json_decode json_roundtrip sse http_head url
 FUZZ_BINS     := $(FUZZ_TARGETS:%=$(FUZZ_BUILD)/%)
 FUZZ_CFLAGS   := -g -O1 -fno-omit-frame-pointer -fsanitize=address,undefined -fno-sanitize-recover=undefined
 FUZZ_ALL_OBJS := $(SOURCES:src/%.c=$(FUZZ_BUILD)/obj/%.o)
-fuzz_objs      = $(FUZZ_BUILD)/obj/json_decode.o $(FUZZ_BUILD)/obj/json_encode.o \
+fuzz_objs      = $(FUZZ_BUILD)/obj/codec/json_decode.o $(FUZZ_BUILD)/obj/codec/json_encode.o \
                  $(FUZZ_BUILD)/obj/int64.o $(FUZZ_BUILD)/obj/compat.o
 $(FUZZ_BUILD)/json_decode: FUZZ_OBJS = $(fuzz_objs)
 $(FUZZ_BUILD)/json_roundtrip: FUZZ_OBJS = $(fuzz_objs)
-$(FUZZ_BUILD)/sse: FUZZ_OBJS = $(FUZZ_BUILD)/obj/sse.o $(FUZZ_BUILD)/obj/buffer.o
+$(FUZZ_BUILD)/sse: FUZZ_OBJS = $(FUZZ_BUILD)/obj/codec/sse.o $(FUZZ_BUILD)/obj/buffer.o
+$(FUZZ_BUILD)/http_head: FUZZ_OBJS = $(FUZZ_BUILD)/obj/codec/http_head.o $(FUZZ_BUILD)/obj/compat.o
 $(FUZZ_BUILD)/url: FUZZ_OBJS = $(FUZZ_ALL_OBJS)
 
 fuzz: deps
@@ -236,12 +245,12 @@ fuzz: deps
 
 fuzz-build: $(FUZZ_BINS)
 
-$(FUZZ_BUILD)/obj/%.o: src/%.c $(wildcard src/*.h) Makefile
+$(FUZZ_BUILD)/obj/%.o: src/%.c $(HEADERS) Makefile
 	@mkdir -p $(dir $@)
-	$(SAN_CC) $(FUZZ_CFLAGS) -fsanitize=fuzzer-no-link $(WARN) -fPIC $(DEP_CFLAGS) -c -o $@ $<
+	$(SAN_CC) $(FUZZ_CFLAGS) -fsanitize=fuzzer-no-link $(WARN) -fPIC -iquote src $(DEP_CFLAGS) -c -o $@ $<
 
 $(FUZZ_BINS): $(FUZZ_BUILD)/%: fuzz/%.c fuzz/fuzz_common.h $(FUZZ_ALL_OBJS) Makefile
-	$(SAN_CC) $(FUZZ_CFLAGS) -fsanitize=fuzzer $(WARN) -Isrc $(DEP_CFLAGS) \
+	$(SAN_CC) $(FUZZ_CFLAGS) -fsanitize=fuzzer $(WARN) -iquote src $(DEP_CFLAGS) \
 	  -DOPENAI_SOURCE_ROOT='"$(CURDIR)"' -o $@ $< $(FUZZ_OBJS) $(LUA_LIBS) $(DEP_LIBS)
 
 # asan, valgrind, tsan and fuzz in sequence, with a timed summary.

@@ -22,7 +22,7 @@ external_dependencies = {
   -- compiler searches by itself but luarocks does not: check the library.
   CURL = { library = "curl" },
 }
--- The Makefile builds the module as `make` does (every source in src/, only
+-- The Makefile builds the module as `make` does (every source under src/, only
 -- luaopen_openai_core exported, lua-compat53's header for Lua 5.1, 5.2 and
 -- LuaJIT) and installs every module of lua/openai/.
 build = {

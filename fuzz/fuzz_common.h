@@ -18,7 +18,7 @@
 #include <lualib.h>
 
 #include "int64.h"
-#include "json.h"
+#include "codec/json.h"
 
 int LLVMFuzzerInitialize(int *argc, char ***argv);
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);

@@ -18,7 +18,7 @@
 #include <string.h>
 
 #include "int64.h"
-#include "json.h"
+#include "codec/json.h"
 
 static lua_State *L;
 

@@ -26,8 +26,8 @@
 #include <math.h>
 #include <string.h>
 
-#include "json.h"
-#include "json_float.h"
+#include "codec/json.h"
+#include "codec/json_float.h"
 
 static lua_State *L;
 

@@ -1,4 +1,4 @@
-/* libFuzzer target: the SSE decoder (src/sse.c) fed in pieces.
+/* libFuzzer target: the SSE decoder (src/codec/sse.c) fed in pieces.
  *
  * Input layout: byte 0 holds flags (bits 0-2: number of cuts, bit 3: a
  * small max_event_bytes taken from byte 1, bit 4: feed one byte at a time),
@@ -12,7 +12,7 @@
 
 #include <string.h>
 
-#include "sse.h"
+#include "codec/sse.h"
 
 struct record {
   char *data;

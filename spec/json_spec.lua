@@ -1,4 +1,4 @@
--- The JSON codec of openai.core (src/json_decode.c, src/json_encode.c), as
+-- The JSON codec of openai.core (src/codec/json_decode.c, src/codec/json_encode.c), as
 -- every runtime has it. Numbers as Lua 5.3 and 5.4 type them:
 -- spec/lua53/json_numbers_spec.lua; where numbers have no integer subtype:
 -- spec/numbers_spec.lua.

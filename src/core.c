@@ -7,11 +7,11 @@
 #include <time.h>
 
 #include "compat.h"
-#include "http.h"
 #include "int64.h"
 #include "interrupt.h"
-#include "json.h"
-#include "transfer.h"
+#include "codec/http_head.h"
+#include "codec/json.h"
+#include "curl/http.h"
 
 #if defined(__ANDROID__)
 #define OPENAI_OS "Android"
@@ -86,6 +86,7 @@ static const luaL_Reg core_functions[] = {
   {"sleep", core_sleep},
   {"monotonic", core_monotonic},
   {"http_date", core_http_date},
+  {"http_head", openai_http_head_lua},
   {"int64_functions", openai_int64_functions_lua},
   {NULL, NULL}
 };

@@ -1,4 +1,14 @@
+#define _POSIX_C_SOURCE 200809L
+
 #include "interrupt.h"
+
+#include <time.h>
+
+double openai_monotonic(void) {
+  struct timespec now;
+  clock_gettime(CLOCK_MONOTONIC, &now);
+  return (double)now.tv_sec + (double)now.tv_nsec / 1e9;
+}
 
 /* Registry key of the function interrupt_run calls: its address. */
 static const char trigger_key = 0;

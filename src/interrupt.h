@@ -16,6 +16,10 @@
 /* Longest single wait, in milliseconds: the delay before Ctrl-C is seen. */
 #define INTERRUPT_SLICE_MS 100
 
+/* Monotonic seconds from an arbitrary start: the clock the slices, the
+ * timeouts and core.monotonic() measure with. */
+double openai_monotonic(void);
+
 struct interrupt_watch {
   lua_State *L;
   lua_State *main; /* the main thread, or NULL when L is it */

@@ -37,7 +37,7 @@ $key"
 step asan '^asan: [0-9]+ log file|passed, [0-9]+ failed' make --no-print-directory asan
 step valgrind '^valgrind: [0-9]+ error|^valgrind: suite took|passed, [0-9]+ failed' make --no-print-directory valgrind
 step tsan '^total:|^tsan: [0-9]+ log file|^tsan: host exit' make --no-print-directory tsan
-step fuzz '^  (json_decode|json_roundtrip|sse|url) +execs' make --no-print-directory fuzz FUZZ_SECONDS="$FUZZ_SECONDS"
+step fuzz '^  (json_decode|json_roundtrip|sse|http_head|url) +execs' make --no-print-directory fuzz FUZZ_SECONDS="$FUZZ_SECONDS"
 # The JSON targets again on Lua 5.1, where numbers have no integer subtype
 # and integers beyond 2^53 take the boxed path.
 step fuzz-lua5.1 '^  (json_decode|json_roundtrip) +execs' make --no-print-directory fuzz LUA=lua5.1 \

@@ -100,6 +100,31 @@ local function seed_sse()
   end
 end
 
+-- http_head: the input is the head, as a cosocket transport reads it.
+local http_head_samples = {
+  openai = "HTTP/1.1 200 OK\r\nDate: Tue, 01 Jul 2025 10:00:00 GMT\r\n" ..
+           "Content-Type: application/json\r\nTransfer-Encoding: chunked\r\nConnection: keep-alive\r\n" ..
+           "openai-processing-ms: 412\r\nx-request-id: req_0123456789abcdef\r\n" ..
+           "x-ratelimit-remaining-tokens: 149984\r\nSet-Cookie: a=1; Path=/\r\nSet-Cookie: b=2\r\n\r\n",
+  stream = "HTTP/1.1 200 OK\r\nContent-Type: text/event-stream; charset=utf-8\r\nCache-Control: no-cache\r\n\r\n",
+  lf_only = "HTTP/1.0 429 Too Many Requests\nRetry-After: 2\nretry-after-ms: 1500\n\n",
+  no_reason = "HTTP/1.1 204\r\nX-Empty:\r\nX-Blanks: \t spaced \t \r\n",
+  repeats = "HTTP/1.1 200 OK\r\nVary: a\r\nvary: b\r\nVARY: c\r\n\r\n",
+  folding = "HTTP/1.1 200 OK\r\nX-A: one\r\n two\r\n\r\n",
+  bare_cr = "HTTP/1.1 200 OK\r\nX-A: a\rb\r\n\r\n",
+  nul = "HTTP/1.1 200 OK\r\nX-A: a\0b\r\n\r\n",
+  trailing = "HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\n{}",
+  bad_name = "HTTP/1.1 200 OK\r\nX A: b\r\n: c\r\nno colon\r\n\r\n",
+  bad_status = "HTTP/2 200 OK\r\n\r\n",
+  unterminated = "HTTP/1.1 200 OK\r\nX-A: b",
+}
+
+local function seed_http_head()
+  local dir = "fuzz/corpus/http_head"
+  clear(dir)
+  for name, text in pairs(http_head_samples) do write(dir, "seed-" .. name, text) end
+end
+
 -- url: the input is the path parameter / component as it is, and also the
 -- bytes the query table is built from.
 local url_samples = {
@@ -121,5 +146,6 @@ end
 seed_json("json_decode")
 seed_json("json_roundtrip")
 seed_sse()
+seed_http_head()
 seed_url()
 print("fuzz seeds written to fuzz/corpus/")

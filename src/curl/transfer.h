@@ -86,8 +86,8 @@
 
 #include "buffer.h"
 #include "compat.h"
-#include "event_queue.h"
-#include "sse.h"
+#include "codec/event_queue.h"
+#include "codec/sse.h"
 
 /* User values of the userdata that own transfers. */
 #define BODY_SLOT 1       /* the request body being sent (rule 2) */
@@ -166,8 +166,6 @@ struct outcome {
 };
 
 /* ---- transfer.c ---- */
-
-double openai_monotonic(void);
 
 /* Sets the options every easy handle starts from. */
 void transfer_set_defaults(CURL *easy);

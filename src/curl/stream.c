@@ -12,6 +12,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "interrupt.h"
 #include "transfer.h"
 
 static struct transfer *check_stream(lua_State *L, int idx) {

@@ -11,7 +11,7 @@
 #include <string.h>
 #include <unistd.h>
 
-#include "json.h"
+#include "codec/json.h"
 #include "transfer.h"
 
 #define DEFAULT_MAX_RESPONSE_BYTES ((lua_Integer)64 * 1024 * 1024)

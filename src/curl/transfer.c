@@ -10,11 +10,11 @@
 #include <string.h>
 #include <sys/resource.h>
 #include <sys/socket.h>
-#include <time.h>
 #include <unistd.h>
 
 #include "interrupt.h"
 #include "transfer.h"
+#include "codec/http_head.h"
 
 #define MAX_HEADER_BYTES (256 * 1024)
 /* A stream stops reading from the network while this much is unread, and
@@ -25,12 +25,6 @@
  * libcurl's receive buffer, its handle and connection state (an idle
  * stream measured 16 kB of resident memory on Linux x86-64). */
 #define HANDLE_FOOTPRINT (16 * 1024)
-
-double openai_monotonic(void) {
-  struct timespec now;
-  clock_gettime(CLOCK_MONOTONIC, &now);
-  return (double)now.tv_sec + (double)now.tv_nsec / 1e9;
-}
 
 /* ---- memory told to the GC ---- */
 
@@ -248,9 +242,7 @@ void transfer_resume_reading(struct transfer *t) {
 static int is_token(const char *s) {
   if (*s == '\0') return 0;
   for (; *s; s++)
-    if (!((*s >= 'A' && *s <= 'Z') || (*s >= 'a' && *s <= 'z') || (*s >= '0' && *s <= '9') ||
-          strchr("!#$%&'*+-.^_`|~", *s)))
-      return 0;
+    if (!http_token_char((unsigned char)*s)) return 0;
   return 1;
 }
 

@@ -8,7 +8,8 @@
 #include <stdio.h>
 #include <string.h>
 
-#include "json.h"
+#include "codec/http_head.h"
+#include "codec/json.h"
 #include "transfer.h"
 
 int outcome_failed(const struct transfer *t) {
@@ -48,88 +49,19 @@ static void give_back(struct buffer *b, struct buffer *to, int usable) {
 
 /* ---- conversion, inside the protected call ---- */
 
-/* One "Name: value" line of a header block: its name, and its value
- * without the blanks around it. */
-struct header_line {
-  const char *name, *value;
-  size_t name_len, value_len;
-};
-
-/* Reads the next header line from *pos (status lines and lines without a
- * name are skipped). Returns 0 at the end of the block. */
-static int next_header(const char **pos, const char *end, struct header_line *h) {
-  while (*pos < end) {
-    const char *p = *pos;
-    const char *eol = memchr(p, '\n', (size_t)(end - p));
-    const char *line_end = eol ? eol : end;
-    const char *colon = memchr(p, ':', (size_t)(line_end - p));
-    *pos = eol ? eol + 1 : end;
-    if (colon != NULL && colon > p && !(line_end - p >= 5 && memcmp(p, "HTTP/", 5) == 0)) {
-      const char *v = colon + 1, *ve = line_end;
-      while (v < ve && (*v == ' ' || *v == '\t')) v++;
-      while (ve > v && (ve[-1] == '\r' || ve[-1] == ' ' || ve[-1] == '\t')) ve--;
-      h->name = p;
-      h->name_len = (size_t)(colon - p);
-      h->value = v;
-      h->value_len = (size_t)(ve - v);
-      return 1;
-    }
-  }
-  return 0;
-}
-
-static char ascii_lower(char c) {
-  return (char)((c >= 'A' && c <= 'Z') ? c + 32 : c);
-}
-
-/* Pushes a header's value, or appends it to the value on top of the stack:
- * repeated headers are joined with ", ". */
-static void push_value(lua_State *L, const struct header_line *h, int append) {
-  if (append) lua_pushliteral(L, ", ");
-  lua_pushlstring(L, h->value, h->value_len);
-  if (append) lua_concat(L, 3);
-}
-
 /* The response headers as a table of lower-case names. */
 static void push_headers(lua_State *L, const struct buffer *head) {
-  const char *p = head->data ? head->data : "";
-  const char *end = p + head->len;
-  struct header_line h;
-  lua_createtable(L, 0, 16);
-  while (next_header(&p, end, &h)) {
-    luaL_Buffer name;
-    size_t i;
-    luaL_buffinit(L, &name);
-    for (i = 0; i < h.name_len; i++) luaL_addchar(&name, ascii_lower(h.name[i]));
-    luaL_pushresult(&name);
-    lua_pushvalue(L, -1);
-    if (lua_rawget(L, -3) == LUA_TSTRING) {
-      push_value(L, &h, 1);
-    } else {
-      lua_pop(L, 1);
-      push_value(L, &h, 0);
-    }
-    lua_rawset(L, -3);
-  }
+  struct http_head_cursor c;
+  http_head_lenient(&c, head->data, head->len);
+  http_head_push_headers(L, &c);
 }
 
 /* The value of the x-request-id header (as push_headers would have it),
  * or nil. */
 static void push_request_id(lua_State *L, const struct buffer *head) {
-  static const char wanted[] = "x-request-id";
-  const char *p = head->data ? head->data : "";
-  const char *end = p + head->len;
-  struct header_line h;
-  int found = 0;
-  while (next_header(&p, end, &h)) {
-    size_t i;
-    if (h.name_len != sizeof wanted - 1) continue;
-    for (i = 0; i < h.name_len && ascii_lower(h.name[i]) == wanted[i]; i++) {}
-    if (i < h.name_len) continue;
-    push_value(L, &h, found);
-    found = 1;
-  }
-  if (!found) lua_pushnil(L);
+  struct http_head_cursor c;
+  http_head_lenient(&c, head->data, head->len);
+  http_head_push_value(L, &c, "x-request-id");
 }
 
 /* Copies a libcurl message with the user part of every "user@host" made
