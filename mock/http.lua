@@ -151,6 +151,7 @@ end
 function Conn:begin_close()
   if self.closed then return false end
   self.closed = true
+  self:response_ended()
   for t in pairs(self.timers) do
     if not t:is_closing() then t:close() end
   end
@@ -283,6 +284,7 @@ end
 
 function Conn:dispatch(req)
   self.busy = true
+  self.current = req
   local res = setmetatable({ conn = self, req = req, request_id = self.server.next_request_id() }, Response)
   req.conn = self
   req.request_id = res.request_id
@@ -300,9 +302,19 @@ function Conn:dispatch(req)
   end
 end
 
+-- The request being answered has its response complete, or cut short by
+-- the connection's end: the server's on_response_end(req) hears of it once.
+function Conn:response_ended()
+  local req = self.current
+  if req == nil then return end
+  self.current = nil
+  if self.server.on_response_end then pcall(self.server.on_response_end, req) end
+end
+
 -- Called by the response once it is complete.
 function Conn:finished(close)
   if self.closed then return end
+  self:response_ended()
   if close or self.peer_eof then return self:close_after_flush() end
   self.busy = false
   self.on_eof = nil
@@ -498,7 +510,7 @@ local function listen(server, host, port)
 end
 
 -- Create a listening server.  opts: host, port, handler(req, res),
--- on_error(err), next_request_id().  Returns the server (with .port and
+-- on_error(err), next_request_id(), on_response_end(req) (optional).  Returns the server (with .port and
 -- .close_all()) or nil, err.
 function M.new_server(opts)
   local server = {
@@ -506,6 +518,7 @@ function M.new_server(opts)
     handler = opts.handler,
     on_error = opts.on_error or function() end,
     next_request_id = opts.next_request_id,
+    on_response_end = opts.on_response_end,
   }
   local ok, err = listen(server, opts.host, opts.port)
   if not ok then return nil, err end

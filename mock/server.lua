@@ -47,6 +47,8 @@ local scripts = Script.new()
 local state = {
   requests = 0,
   connections = 0,
+  in_flight = 0,      -- API requests received whose response has not ended
+  max_in_flight = 0,  -- the most of them at once since the last reset
   generation = 1, -- bumped by reset so old keep-alive connections count anew
   log = {},
 }
@@ -65,6 +67,7 @@ local function reset()
   api:reset()
   state.requests = 0
   state.connections = 0
+  state.max_in_flight = state.in_flight
   state.generation = state.generation + 1
   state.log = {}
 end
@@ -103,7 +106,8 @@ local function control(req, res)
     end
     return res:send(200, json.encode(json.obj("queued", n)))
   elseif route == "GET /__mock/stats" then
-    return res:send(200, json.encode(json.obj("requests", state.requests, "connections", state.connections)))
+    return res:send(200, json.encode(json.obj("requests", state.requests, "connections", state.connections,
+      "in_flight", state.in_flight, "max_in_flight", state.max_in_flight)))
   elseif route == "GET /__mock/requests" then
     return res:send(200, log_json())
   end
@@ -123,6 +127,9 @@ local function handle(req, res)
 
   -- Everything else is an API request: counted, logged, scriptable.
   state.requests = state.requests + 1
+  state.in_flight = state.in_flight + 1
+  if state.in_flight > state.max_in_flight then state.max_in_flight = state.in_flight end
+  req.in_flight = true
   local conn = req.conn
   if conn.mock_generation ~= state.generation then
     state.connections = state.connections + 1
@@ -150,6 +157,9 @@ local server, err = http.new_server({
   port = opts.port,
   handler = handle,
   next_request_id = next_request_id,
+  on_response_end = function(req)
+    if req.in_flight then state.in_flight = state.in_flight - 1 end
+  end,
   -- Per-request failures are contained by the HTTP layer (and reported in
   -- the 500 body); stderr is kept for fatal errors unless MOCK_DEBUG is set.
   on_error = function(e)

@@ -6,6 +6,7 @@
 local mock = require("spec.helpers.mock")
 local nginx = require("spec.helpers.nginx")
 local process = require("spec.helpers.process")
+local socket = require("socket")
 local util = require("spec.helpers.util")
 
 local KEY = "sk-test-nginx-0123456789"
@@ -138,4 +139,57 @@ describe("nginx", function()
       .. " transport = \"curl\" to openai.new to block on purpose", (report:gsub("^raised: /[^:]*/spec/", "raised: spec/")))
     assert.are.same({ requests = 0, connections = 0 }, server:stats())
   end)
+
+  -- Sends `count` GET requests on connections of their own without reading
+  -- the answers; returns a function that reads them all (status, body each).
+  local function send_all(n, path, count)
+    local sockets = {}
+    for i = 1, count do
+      local c = assert(socket.tcp())
+      c:settimeout(10)
+      assert(c:connect("127.0.0.1", n.port))
+      assert(c:send("GET " .. path .. " HTTP/1.0\r\nHost: 127.0.0.1\r\n\r\n"))
+      sockets[i] = c
+    end
+    return function()
+      local answers = {}
+      for i, c in ipairs(sockets) do
+        local text = c:receive("*a") or ""
+        c:close()
+        answers[i] = { tonumber(text:match("^HTTP/1%.%d (%d+)")), text:match("\r\n\r\n(.*)$") }
+      end
+      return answers
+    end
+  end
+
+  for _, how in ipairs { "cosockets (automatic)", "libcurl (transport = \"curl\")" } do
+    local blocking = how:find("curl", 1, true) ~= nil
+    it(("one worker, four calls waiting on a slow server over %s: %s"):format(how,
+        blocking and "they wait one after another" or "all in flight at once, and a trivial location answers meanwhile"),
+      function()
+        server:script { { delay_ms = 600, passthrough = true }, { delay_ms = 600, passthrough = true },
+                        { delay_ms = 600, passthrough = true }, { delay_ms = 600, passthrough = true } }
+        local n = nginx.start {
+          init = init_code(false, blocking and "curl" or nil),
+          locations = { ["/retrieve"] = 'require("spec.nginx.app").retrieve()', ["/trivial"] = 'ngx.print("ok")' },
+        }
+        finally(function() n:remove() end)
+        local collect = send_all(n, "/retrieve", 4)
+        if not blocking then
+          -- All four reach the server while the worker is free to serve.
+          assert.is_true(process.wait_ready(n.pid, 10, function() return server:in_flight() == 4 end), n:log())
+          assert.are.same({ 200, "ok" }, { n:get("/trivial") })
+          assert.are.equal(4, (server:in_flight()))
+        end
+        local answers = collect()
+        n:stop()
+        for i = 1, 4 do
+          assert.are.equal(200, answers[i][1])
+          assert.are.equal(FIELDS, (split_worker(answers[i][2]):gsub("runtime=[^\n]*\n$", "")))
+        end
+        local _, peak = server:in_flight()
+        assert.are.equal(blocking and 1 or 4, peak)
+        assert.are.same({}, n:problems(), n:log())
+      end)
+  end
 end)

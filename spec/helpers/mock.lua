@@ -5,7 +5,7 @@
 --   local m = mock.start({ api_key = "sk-test-..." })
 --   m.base_url, m.url, m.pid
 --   m:reset()  m:script({ {status = 500}, {status = 200, json = {...}} })
---   m:stats()  m:requests()  m:header(req, "authorization")
+--   m:stats()  m:in_flight()  m:requests()  m:header(req, "authorization")
 --   m:stop()
 --   mock.free_port()
 --
@@ -75,6 +75,14 @@ function Mock:stats()
   local _, text = self:_request("GET", "/__mock/stats")
   local t = cjson.decode(text)
   return { requests = int(t.requests), connections = int(t.connections) }
+end
+
+-- API requests whose response has not ended: now, and the most at once
+-- since the last reset.
+function Mock:in_flight()
+  local _, text = self:_request("GET", "/__mock/stats")
+  local t = cjson.decode(text)
+  return int(t.in_flight), int(t.max_in_flight)
 end
 
 -- The request log: a list of { method, target, path, query, headers =
