@@ -64,3 +64,12 @@ lua_State *openai_main_thread(lua_State *L) {
   lua_pop(L, 1);
   return main == L ? NULL : main;
 }
+
+void openai_register_class(lua_State *L, const char *name, const luaL_Reg *metamethods, const luaL_Reg *methods) {
+  luaL_newmetatable(L, name);
+  luaL_setfuncs(L, metamethods, 0);
+  lua_newtable(L);
+  luaL_setfuncs(L, methods, 0);
+  lua_setfield(L, -2, "__index");
+  lua_pop(L, 1);
+}

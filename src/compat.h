@@ -63,6 +63,10 @@ void openai_compat_open(lua_State *L);
 #define OPENAI_EXPORT
 #endif
 
+/* Creates the metatable `name` (its __name, for error messages) of a class
+ * of userdata: its metamethods, and __index the table of its methods. */
+void openai_register_class(lua_State *L, const char *name, const luaL_Reg *metamethods, const luaL_Reg *methods);
+
 /* Registry names of the metatables shared between C files. */
 #define OPENAI_ARRAY_MT      "openai.array_mt"
 #define OPENAI_CONNECTION_MT "openai.Connection"

@@ -11,6 +11,7 @@
 #include "interrupt.h"
 #include "codec/http_head.h"
 #include "codec/json.h"
+#include "codec/sse_decoder.h"
 #include "curl/http.h"
 
 #if defined(__ANDROID__)
@@ -87,6 +88,7 @@ static const luaL_Reg core_functions[] = {
   {"monotonic", core_monotonic},
   {"http_date", core_http_date},
   {"http_head", openai_http_head_lua},
+  {"sse_decoder", openai_sse_decoder_new},
   {"int64_functions", openai_int64_functions_lua},
   {NULL, NULL}
 };
@@ -104,6 +106,7 @@ OPENAI_EXPORT int luaopen_openai_core(lua_State *L) {
   lua_setfield(L, -2, "array_mt");
   openai_pushnull(L);
   lua_setfield(L, -2, "null");
+  openai_sse_decoder_open(L);
   openai_http_open(L);
   lua_pushstring(L, OPENAI_OS);
   lua_setfield(L, -2, "os");

@@ -119,12 +119,6 @@ local http_head_samples = {
   unterminated = "HTTP/1.1 200 OK\r\nX-A: b",
 }
 
-local function seed_http_head()
-  local dir = "fuzz/corpus/http_head"
-  clear(dir)
-  for name, text in pairs(http_head_samples) do write(dir, "seed-" .. name, text) end
-end
-
 -- url: the input is the path parameter / component as it is, and also the
 -- bytes the query table is built from.
 local url_samples = {
@@ -137,15 +131,16 @@ local url_samples = {
   query = "\5\3abc\8\5\2x\0\1y\3\1\2k1\0\4\0",
 }
 
-local function seed_url()
-  local dir = "fuzz/corpus/url"
+-- A target whose input is a sample as it is.
+local function seed_plain(target, samples)
+  local dir = "fuzz/corpus/" .. target
   clear(dir)
-  for name, text in pairs(url_samples) do write(dir, "seed-" .. name, text) end
+  for name, text in pairs(samples) do write(dir, "seed-" .. name, text) end
 end
 
 seed_json("json_decode")
 seed_json("json_roundtrip")
 seed_sse()
-seed_http_head()
-seed_url()
+seed_plain("http_head", http_head_samples)
+seed_plain("url", url_samples)
 print("fuzz seeds written to fuzz/corpus/")

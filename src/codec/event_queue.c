@@ -22,6 +22,10 @@ int event_queue_push(struct event_queue *q, const char *name, size_t name_len,
   return 1;
 }
 
+int event_queue_emit(void *ud, const char *name, size_t name_len, const char *data, size_t data_len) {
+  return event_queue_push(ud, name, name_len, data, data_len);
+}
+
 struct event *event_queue_pop(struct event_queue *q) {
   struct event *e = q->head;
   if (e == NULL) return NULL;

@@ -30,6 +30,10 @@ struct event_queue {
 int event_queue_push(struct event_queue *q, const char *name, size_t name_len,
                      const char *data, size_t data_len);
 
+/* event_queue_push as an sse_emit_fn (sse.h) for the queue at ud: 0, which
+ * stops the SSE decoder, when memory runs out. */
+int event_queue_emit(void *ud, const char *name, size_t name_len, const char *data, size_t data_len);
+
 /* Unlinks the oldest event; the caller owns it and frees it with free().
  * NULL when the queue is empty. */
 struct event *event_queue_pop(struct event_queue *q);

@@ -10,6 +10,10 @@
 
 #include "buffer.h"
 
+/* The default cap on a response's bytes in the transports, which is the cap
+ * on one of its events too, and so the default of core.sse_decoder. */
+#define OPENAI_DEFAULT_MAX_RESPONSE_BYTES ((size_t)64 * 1024 * 1024)
+
 enum sse_status { SSE_OK = 0, SSE_TOO_LARGE, SSE_NO_MEMORY, SSE_STOPPED };
 
 /* Receives one complete event; event is NULL when it had no "event" field.

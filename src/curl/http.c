@@ -14,8 +14,6 @@
 #include "codec/json.h"
 #include "transfer.h"
 
-#define DEFAULT_MAX_RESPONSE_BYTES ((lua_Integer)64 * 1024 * 1024)
-
 static pthread_once_t global_once = PTHREAD_ONCE_INIT;
 
 static void global_init_once(void) {
@@ -163,7 +161,7 @@ static int connection_new(lua_State *L) {
   memset(c, 0, sizeof *c);
   luaL_setmetatable(L, OPENAI_CONNECTION_MT);
   c->request.conn = c;
-  c->request.max_response_bytes = (size_t)DEFAULT_MAX_RESPONSE_BYTES;
+  c->request.max_response_bytes = OPENAI_DEFAULT_MAX_RESPONSE_BYTES;
   c->request.max_response_values = OPENAI_JSON_MAX_VALUES;
   c->request.easy = curl_easy_init();
   c->multi = curl_multi_init();
@@ -257,11 +255,7 @@ static const luaL_Reg connection_metamethods[] = {
 };
 
 void openai_http_open(lua_State *L) {
-  luaL_newmetatable(L, OPENAI_CONNECTION_MT);
-  luaL_setfuncs(L, connection_metamethods, 0);
-  luaL_newlib(L, connection_methods);
-  lua_setfield(L, -2, "__index");
-  lua_pop(L, 1);
+  openai_register_class(L, OPENAI_CONNECTION_MT, connection_metamethods, connection_methods);
   openai_stream_register(L);
   lua_pushcfunction(L, connection_new);
   lua_setfield(L, -2, "connection");

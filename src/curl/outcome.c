@@ -10,6 +10,7 @@
 
 #include "codec/http_head.h"
 #include "codec/json.h"
+#include "codec/sse_decoder.h"
 #include "transfer.h"
 
 int outcome_failed(const struct transfer *t) {
@@ -112,7 +113,7 @@ static void push_failure(lua_State *L, struct outcome *o) {
     char limit[24];
     snprintf(limit, sizeof limit, "%llu", (unsigned long long)o->max_response_bytes);
     if (o->streaming && o->headers_done && o->status >= 200 && o->status < 300)
-      lua_pushfstring(L, "a server-sent event exceeds the limit of %s bytes", limit);
+      sse_push_too_large(L, o->max_response_bytes);
     else if (o->headers_done)
       lua_pushfstring(L, "response exceeds the limit of %s bytes", limit);
     else

@@ -9,11 +9,11 @@
  * in transfer.h. */
 #define _POSIX_C_SOURCE 200809L
 
-#include <stdlib.h>
 #include <string.h>
 
 #include "interrupt.h"
 #include "transfer.h"
+#include "codec/sse_decoder.h"
 
 static struct transfer *check_stream(lua_State *L, int idx) {
   return luaL_checkudata(L, idx, OPENAI_STREAM_MT);
@@ -70,32 +70,14 @@ static int stream_tostring(lua_State *L) {
   return 1;
 }
 
-/* Converts one unlinked event: pushes its name (or nil) and data. */
-static int convert_event(lua_State *L) {
-  const struct event *e = lua_touserdata(L, 1);
-  size_t name_len = e->name_len == EVENT_NO_NAME ? 0 : e->name_len;
-  if (e->name_len == EVENT_NO_NAME)
-    lua_pushnil(L);
-  else
-    lua_pushlstring(L, e->bytes, name_len);
-  lua_pushlstring(L, e->bytes + name_len, e->data_len);
-  return 2;
-}
-
-/* Pops the next event and pushes it (rule 4 of transfer.h: the event is
- * ours while it becomes Lua strings). */
+/* Pops the next event and pushes its name (or nil) and data (rule 4 of
+ * transfer.h: the event is ours while it becomes Lua strings). */
 static int push_event(lua_State *L, struct transfer *t) {
   struct event *e;
-  int status;
   if (!lua_checkstack(L, 4)) return luaL_error(L, "stack overflow");
   e = event_queue_pop(&t->events);
   transfer_resume_reading(t);
-  lua_pushcfunction(L, convert_event);
-  lua_pushlightuserdata(L, e);
-  status = lua_pcall(L, 1, 2, 0);
-  free(e);
-  if (status != LUA_OK) return lua_error(L);
-  return 2;
+  return sse_push_event(L, e, 0);
 }
 
 static int push_failure(lua_State *L, struct transfer *t) {
@@ -251,9 +233,5 @@ static const luaL_Reg stream_metamethods[] = {
 };
 
 void openai_stream_register(lua_State *L) {
-  luaL_newmetatable(L, OPENAI_STREAM_MT);
-  luaL_setfuncs(L, stream_metamethods, 0);
-  luaL_newlib(L, stream_methods);
-  lua_setfield(L, -2, "__index");
-  lua_pop(L, 1);
+  openai_register_class(L, OPENAI_STREAM_MT, stream_metamethods, stream_methods);
 }

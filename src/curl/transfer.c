@@ -80,17 +80,10 @@ void connection_account(lua_State *L, struct connection *c) {
 
 /* ---- libcurl callbacks: C memory only (rule 3) ---- */
 
-static int queue_event(void *ud, const char *event, size_t event_len, const char *data, size_t data_len) {
-  struct transfer *t = ud;
-  if (!event_queue_push(&t->events, event, event_len, data, data_len)) {
-    t->out_of_memory = 1;
-    return 0;
-  }
-  return 1;
-}
-
+/* The decoder queues events straight into t->events; it stops
+ * (SSE_STOPPED) only when the queue runs out of memory. */
 void transfer_finish_events(struct transfer *t) {
-  switch (sse_finish(&t->sse, queue_event, t)) {
+  switch (sse_finish(&t->sse, event_queue_emit, &t->events)) {
   case SSE_OK: break;
   case SSE_TOO_LARGE: t->too_large = 1; break;
   default: t->out_of_memory = 1; break;
@@ -107,7 +100,7 @@ static size_t on_body(char *ptr, size_t size, size_t nmemb, void *ud) {
       t->paused = 1;
       return CURL_WRITEFUNC_PAUSE; /* libcurl keeps these bytes for later */
     }
-    switch (sse_feed(&t->sse, ptr, n, queue_event, t)) {
+    switch (sse_feed(&t->sse, ptr, n, event_queue_emit, &t->events)) {
     case SSE_OK: break;
     case SSE_TOO_LARGE: t->too_large = 1; taken = 0; break;
     default: t->out_of_memory = 1; taken = 0; break;
