@@ -192,4 +192,22 @@ describe("nginx", function()
         assert.are.same({}, n:problems(), n:log())
       end)
   end
+
+  it("examples/openresty/app.lua answers a plain call and relays a stream as server-sent events", function()
+    local n = nginx.start {
+      env = { OPENAI_API_KEY = KEY, OPENAI_BASE_URL = server.base_url, OPENAI_MODEL = "gpt-4o-mini" },
+      locations = {
+        ["/chat"] = 'require("examples.openresty.app").chat()',
+        ["/stream"] = 'require("examples.openresty.app").stream()',
+      },
+    }
+    finally(function() n:remove() end)
+    assert.are.same({ 200, "Echo: one two\n" }, { n:get("/chat?q=one%20two") })
+    assert.are.same({ 200, 'data: {"text":"Echo: "}\n\ndata: {"text":"one "}\n\ndata: {"text":"two"}\n\ndata: [DONE]\n\n' },
+      { n:get("/stream?q=one%20two") })
+    server:script { { status = 401, json = { error = { message = "bad key", type = "invalid_request_error" } } } }
+    assert.are.same({ 401, '{"error":{"message":"401 bad key","type":"AuthenticationError"}}' }, { n:get("/chat") })
+    n:stop()
+    assert.are.same({}, n:problems(), n:log())
+  end)
 end)

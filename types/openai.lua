@@ -41,6 +41,7 @@ function Error:is(name) end
 ---@field proxy string?        [scheme://][user[:password]@]host[:port][/], or "" to ignore the proxy environment variables
 ---@field max_response_bytes integer?  cap on a response body and on one stream event (64 MiB)
 ---@field max_response_values integer? cap on the JSON values one body or event decodes to (8 388 608)
+---@field transport ("curl"|"ngx")? the transport: nil picks cosockets inside nginx request handlers, libcurl elsewhere
 
 ---@class openai.Page
 ---@field object string

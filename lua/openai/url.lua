@@ -38,11 +38,9 @@ local function scalar_text(value)
   if kind == "number" then
     if compat.is_integer(value) then return ("%d"):format(value) end
     if value == math.floor(value) and value > -2^53 and value < 2^53 then return ("%d"):format(value) end
-    for digits = 15, 16 do -- the shortest text that reads back the same
-      local text = ("%." .. digits .. "g"):format(value)
-      if tonumber(text) == value then return text end
-    end
-    return ("%.17g"):format(value)
+    -- Other floats as JSON writes them: the shortest text that reads back
+    -- the same (NaN and infinities raise there).
+    return core.json_encode(value)
   end
   -- A boxed 64-bit integer (5.1, 5.2, LuaJIT) as its digits, as 5.3+ writes
   -- the integer it stands for.

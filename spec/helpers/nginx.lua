@@ -8,7 +8,8 @@
 --   local missing = nginx.missing()        -- nil, or why nginx specs must wait
 --   local n = nginx.start { workers = 2, init = "lua code", locations = { ["/path"] = "lua code" },
 --                           init_worker = function(prefix) return "lua code" end,
---                           http = { "directive;", ... } }
+--                           http = { "directive;", ... },
+--                           env = { NAME = "value" } }   -- set for nginx, kept for its workers
 --   n.url, n.pid, n.prefix; n.prefix .. "/reports" is writable by the workers
 --   n:get("/path")                        -- status, body (5 s bound per request)
 --   n:log()                               -- error.log's text
@@ -59,6 +60,10 @@ local function config(prefix, port, opts)
   local lines = {}
   local function add(text) lines[#lines + 1] = text end
   for _, module in ipairs(M.MODULES) do add("load_module " .. module .. ";") end
+  local names = {}
+  for name in pairs(opts.env or {}) do names[#names + 1] = name end
+  table.sort(names)
+  for _, name in ipairs(names) do add("env " .. name .. ";") end
   add("daemon off;")
   add("master_process on;")
   add("worker_processes " .. (opts.workers or 1) .. ";")
@@ -113,8 +118,10 @@ function M.start(opts)
   local port = free_port()
   local conf = prefix .. "/nginx.conf"
   process.write_file(conf, config(prefix, port, opts))
+  local assignments = {}
+  for name, value in pairs(opts.env or {}) do assignments[#assignments + 1] = name .. "=" .. process.shell_quote(value) end
   local command = table.concat({
-    M.BINARY, "-p", process.shell_quote(prefix .. "/"), "-c", process.shell_quote(conf),
+    table.concat(assignments, " "), M.BINARY, "-p", process.shell_quote(prefix .. "/"), "-c", process.shell_quote(conf),
     "-e", process.shell_quote(prefix .. "/error.log"),
     ">" .. process.shell_quote(prefix .. "/stdout.log"), "2>&1 </dev/null",
   }, " ")
