@@ -210,4 +210,86 @@ describe("nginx", function()
     n:stop()
     assert.are.same({}, n:problems(), n:log())
   end)
+
+  it("the cosocket transport refuses what it cannot honour, and says why a connection failed", function()
+    local n = nginx.start { locations = { ["/refusals"] = [=[
+      local openai = require("openai")
+      local function cause(opts)
+        opts.api_key, opts.max_retries, opts.timeout = "sk-x", 0, 2
+        local _, err = openai.new(opts).chat.completions.retrieve("x")
+        ngx.say(err.name, " | ", tostring(err.cause))
+      end
+      cause {}
+      cause { base_url = "http://127.0.0.1:]=] .. mock.free_port() .. [=[/v1" }
+      cause { ca_file = "/etc/ssl/certs/ca-certificates.crt" }
+      cause { proxy = "http://127.0.0.1:3128" }
+      ngx.say(select(2, pcall(openai.new, { api_key = "sk-x", transport = "ngx", ca_path = "/etc/ssl/certs" })))
+    ]=] } }
+    finally(function() n:remove() end)
+    local status, body = n:get("/refusals")
+    n:stop()
+    assert.are.equal(200, status)
+    local lines = {}
+    for line in body:gmatch("[^\n]+") do lines[#lines + 1] = (line:gsub("127%.0%.0%.1:%d+", "127.0.0.1:PORT")) end
+    assert.are.same({
+      'APIConnectionError | cannot connect to api.openai.com: no resolver defined to resolve "api.openai.com"',
+      "APIConnectionError | cannot connect to 127.0.0.1:PORT: connection refused",
+      "APIConnectionError | the ngx transport trusts the CAs of nginx's lua_ssl_trusted_certificate directive,"
+        .. " not the options 'ca_file' and 'ca_path'",
+      "APIConnectionError | the ngx transport cannot use a proxy (option 'proxy'); pass transport = \"curl\" to use one",
+      "openai.new: the ngx transport trusts the CAs of nginx's lua_ssl_trusted_certificate directive,"
+        .. " not the options 'ca_file' and 'ca_path'",
+    }, lines)
+  end)
+
+  describe("TLS by host name (a local DNS responder for .test names, nginx's resolver)", function()
+    local tls = require("spec.helpers.tls")
+    if tls.missing() then
+      pending(tls.missing())
+      return
+    end
+    local dir, dns_pid, fronts = nil, nil, {}
+    local dns_port = mock.free_port()
+
+    setup(function()
+      dir = tls.tempdir()
+      local port = tonumber(server.base_url:match(":(%d+)/v1$"))
+      local named = tls.certificate(dir, "named", { san = "DNS:api.test", cn = "api.test" })
+      local other = tls.certificate(dir, "other", { san = "DNS:other.test", cn = "other.test" })
+      process.write_file(dir .. "/trusted.pem", process.read_file(named.cert) .. process.read_file(other.cert))
+      fronts.named = tls.start { dir = dir, cert = named.cert, key = named.key, port = port }
+      fronts.other = tls.start { dir = dir, cert = other.cert, key = other.key, port = port }
+      dns_pid = assert(process.spawn(("lua5.4 spec/dns/server.lua %d %d"):format(dns_port, process.own_pid())))
+    end)
+    teardown(function()
+      if dns_pid then process.stop(dns_pid) end
+      for _, front in pairs(fronts) do front:stop() end
+      if dir then tls.remove(dir) end
+    end)
+
+    it("verifies the certificate against the host name, through nginx's resolver", function()
+      local code = [=[
+        local openai = require("openai")
+        for _, port in ipairs { PORTS } do
+          local client = openai.new { api_key = KEY, base_url = "https://api.test:" .. port .. "/v1", max_retries = 0, timeout = 5 }
+          local cc, err = client.chat.completions.retrieve("chatcmpl-abc123")
+          ngx.say(cc and cc.id or (err.name .. " | " .. tostring(err.cause)))
+        end
+      ]=]
+      code = code:gsub("PORTS", fronts.named.url:match(":(%d+)$") .. ", " .. fronts.other.url:match(":(%d+)$"))
+        :gsub("KEY", ("%q"):format(KEY))
+      local n = nginx.start {
+        http = { ("resolver 127.0.0.1:%d ipv6=off;"):format(dns_port),
+                 "lua_ssl_trusted_certificate " .. dir .. "/trusted.pem;" },
+        locations = { ["/named"] = code },
+      }
+      finally(function() n:remove() end)
+      local status, body = n:get("/named")
+      n:stop()
+      assert.are.equal(200, status, n:log())
+      assert.are.equal("chatcmpl-abc123\nAPIConnectionError | TLS handshake with api.test:"
+        .. fronts.other.url:match(":(%d+)$") .. " failed: certificate host mismatch\n", body)
+      assert.are.equal(1, server:stats().requests)
+    end)
+  end)
 end)
