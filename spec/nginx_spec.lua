@@ -193,6 +193,30 @@ describe("nginx", function()
       end)
   end
 
+  it("light threads (ngx.thread.spawn) share one client and wait on the server at the same time", function()
+    server:script { { delay_ms = 300, passthrough = true }, { delay_ms = 300, passthrough = true },
+                    { delay_ms = 300, passthrough = true }, { delay_ms = 300, passthrough = true } }
+    local n = nginx.start {
+      init = init_code(false),
+      locations = { ["/threads"] = [=[
+        local app = require("spec.nginx.app")
+        local threads = {}
+        for i = 1, 4 do threads[i] = ngx.thread.spawn(app.retrieve_text) end
+        for i = 1, 4 do
+          local ok, text = ngx.thread.wait(threads[i])
+          ngx.print(ok and text or "failed\n")
+        end
+      ]=] },
+    }
+    finally(function() n:remove() end)
+    local status, body = n:get("/threads")
+    n:stop()
+    assert.are.same({ 200, FIELDS .. FIELDS .. FIELDS .. FIELDS }, { status, body })
+    local _, peak = server:in_flight()
+    assert.are.equal(4, peak)
+    assert.are.same({}, n:problems(), n:log())
+  end)
+
   it("examples/openresty/app.lua answers a plain call and relays a stream as server-sent events", function()
     local n = nginx.start {
       env = { OPENAI_API_KEY = KEY, OPENAI_BASE_URL = server.base_url, OPENAI_MODEL = "gpt-4o-mini" },

@@ -96,6 +96,17 @@ cases[#cases + 1] = {
 }
 
 cases[#cases + 1] = {
+  name = "timeout = math.huge waits as long as it takes",
+  script = { { passthrough = true, delay_ms = 300 } },
+  client = { timeout = math.huge },
+  call = retrieve,
+  check = function(result, mock)
+    assert.equal("chatcmpl-abc123", result.value.id)
+    assert.same({ "0" }, counts(mock))
+  end,
+}
+
+cases[#cases + 1] = {
   name = "a call's own timeout and max_retries",
   script = { { passthrough = true, delay_ms = 1500 }, { passthrough = true, delay_ms = 1500 } },
   client = { max_retries = 0, timeout = 30 },

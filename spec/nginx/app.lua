@@ -41,6 +41,9 @@ function app.worker_call(dir)
   assert(os.rename(path .. ".part", path))
 end
 
+-- The call's fields, as text (for light threads).
+app.retrieve_text = retrieve
+
 -- A content handler: the call's fields, then the runtime and the worker.
 function app.retrieve()
   ngx.print(retrieve())

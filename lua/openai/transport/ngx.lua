@@ -63,10 +63,18 @@ local function too_large(max_bytes)
   return nil, "too_large", ("response exceeds the limit of %d bytes"):format(max_bytes)
 end
 
-local function remaining_ms(deadline)
-  local ms = math.floor((deadline - ngx.now()) * 1000)
+-- Cosocket timeouts are milliseconds in a C int: `timeout = math.huge`
+-- (no timeout) becomes about 24 days.
+local MAX_MS = 2 ^ 31 - 1
+
+local function clamp_ms(ms)
   if ms < 1 then return 1 end
-  return ms
+  if ms > MAX_MS then return MAX_MS end
+  return math.floor(ms)
+end
+
+local function remaining_ms(deadline)
+  return clamp_ms((deadline - ngx.now()) * 1000)
 end
 
 ---------------------------------------------------------------------------
@@ -367,7 +375,7 @@ local function decode(text, max_values)
 end
 
 function Ngx:request(method, url, lines, body, timeout)
-  local timeout_ms = math.floor(timeout * 1000)
+  local timeout_ms = clamp_ms(timeout * 1000)
   local deadline = ngx.now() + timeout
   local sock, status, headers = self:open(method, url, lines, body, timeout_ms, deadline)
   if sock == nil then return nil, status, headers end
@@ -397,7 +405,7 @@ local Reader = { __name = "openai.transport.ngx.Reader" }
 Reader.__index = Reader
 
 function Ngx:stream(method, url, lines, body, timeout)
-  local timeout_ms = math.floor(timeout * 1000)
+  local timeout_ms = clamp_ms(timeout * 1000)
   local deadline = ngx.now() + timeout
   local sock, status, headers = self:open(method, url, lines, body, timeout_ms, deadline)
   if sock == nil then return nil, status, headers end
