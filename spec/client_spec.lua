@@ -26,6 +26,8 @@ describe("clients", function()
       { { api_key = KEY, apikey = "x" }, "openai.new: unknown option 'apikey'" },
       { { api_key = KEY, organization = 7 }, "openai.new: option 'organization' must be a string" },
       { "sk-x", "openai.new: options must be a table" },
+      { { api_key = KEY, transport = "http" }, 'openai.new: transport must be "curl" or "ngx"' },
+      { { api_key = KEY, transport = "ngx" }, "openai.new: the ngx transport needs nginx's Lua module (OpenResty)" },
     }
     for _, case in ipairs(bad) do
       it("raises: " .. case[2], function()

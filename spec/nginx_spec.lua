@@ -140,6 +140,27 @@ describe("nginx", function()
     assert.are.same({ requests = 0, connections = 0 }, server:stats())
   end)
 
+  it("a call in a timer started by init_worker_by_lua goes over cosockets", function()
+    local n = nginx.start {
+      init = init_code(false),
+      init_worker = function(prefix)
+        return ('ngx.timer.at(0, function() require("spec.nginx.app").worker_call(%q) end)'):format(prefix .. "/reports")
+      end,
+    }
+    finally(function() n:remove() end)
+    local report
+    assert.is_true(process.wait_ready(n.pid, 10, function()
+      local pid = n:workers()[1]
+      report = pid and process.read_file(n.prefix .. "/reports/worker-" .. pid .. ".txt")
+      return report ~= nil
+    end), n:log())
+    n:stop()
+    assert.are.equal(FIELDS, report)
+    assert.are.same({}, n:problems(), n:log())
+    -- libcurl would have asked for compressed bodies; cosockets do not
+    assert.is_nil(server:header(server:requests()[1], "accept-encoding"))
+  end)
+
   -- Sends `count` GET requests on connections of their own without reading
   -- the answers; returns a function that reads them all (status, body each).
   local function send_all(n, path, count)
