@@ -154,9 +154,7 @@ static int decode_lua(const char *text, size_t len, const size_t *cuts, size_t n
 int LLVMFuzzerInitialize(int *argc, char ***argv) {
   (void)argc;
   (void)argv;
-  L = luaL_newstate();
-  if (L == NULL) fuzz_fail("luaL_newstate", NULL);
-  luaL_openlibs(L);
+  L = fuzz_lua_state();
   openai_sse_decoder_open(L);
   return 0;
 }
