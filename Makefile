@@ -234,7 +234,8 @@ fuzz_objs      = $(FUZZ_BUILD)/obj/codec/json_decode.o $(FUZZ_BUILD)/obj/codec/j
                  $(FUZZ_BUILD)/obj/int64.o $(FUZZ_BUILD)/obj/compat.o
 $(FUZZ_BUILD)/json_decode: FUZZ_OBJS = $(fuzz_objs)
 $(FUZZ_BUILD)/json_roundtrip: FUZZ_OBJS = $(fuzz_objs)
-$(FUZZ_BUILD)/sse: FUZZ_OBJS = $(FUZZ_BUILD)/obj/codec/sse.o $(FUZZ_BUILD)/obj/buffer.o
+$(FUZZ_BUILD)/sse: FUZZ_OBJS = $(FUZZ_BUILD)/obj/codec/sse.o $(FUZZ_BUILD)/obj/codec/sse_decoder.o \
+                               $(FUZZ_BUILD)/obj/codec/event_queue.o $(FUZZ_BUILD)/obj/buffer.o $(FUZZ_BUILD)/obj/compat.o
 $(FUZZ_BUILD)/http_head: FUZZ_OBJS = $(FUZZ_BUILD)/obj/codec/http_head.o $(FUZZ_BUILD)/obj/compat.o
 $(FUZZ_BUILD)/url: FUZZ_OBJS = $(FUZZ_ALL_OBJS)
 

@@ -32,12 +32,17 @@ static inline void fuzz_fail(const char *what, const char *detail) {
   abort();
 }
 
-/* A fresh lua_State with the standard libraries and the JSON codec's
- * metatables: one per fuzzing process. */
-static inline lua_State *fuzz_json_state(void) {
+/* A fresh lua_State with the standard libraries: one per fuzzing process. */
+static inline lua_State *fuzz_lua_state(void) {
   lua_State *S = luaL_newstate();
   if (S == NULL) fuzz_fail("luaL_newstate", NULL);
   luaL_openlibs(S);
+  return S;
+}
+
+/* The same with the JSON codec's metatables. */
+static inline lua_State *fuzz_json_state(void) {
+  lua_State *S = fuzz_lua_state();
   openai_json_open(S);
   openai_int64_open(S);
   return S;

@@ -28,9 +28,7 @@ static lua_State *L;
 int LLVMFuzzerInitialize(int *argc, char ***argv) {
   (void)argc;
   (void)argv;
-  L = luaL_newstate();
-  if (L == NULL) fuzz_fail("luaL_newstate", NULL);
-  luaL_openlibs(L);
+  L = fuzz_lua_state();
   return 0;
 }
 

@@ -7,12 +7,20 @@
  * The text is decoded twice, once in one piece and once cut at those
  * positions (or byte by byte); the two event lists, and how decoding ended
  * (ok, too large), must be identical. Every event must respect the limit
- * (name + data <= max_event_bytes) and hold no CR, and no LF in its name. */
+ * (name + data <= max_event_bytes) and hold no CR, and no LF in its name.
+ *
+ * The Lua decoder object (core.sse_decoder, src/codec/sse_decoder.c) fed
+ * the same pieces must give the same events and end the same way: a
+ * failure with the transport's message, and every later feed or finish
+ * failing alike. */
 #include "fuzz_common.h" /* first: feature macros */
 
 #include <string.h>
 
 #include "codec/sse.h"
+#include "codec/sse_decoder.h"
+
+static lua_State *L;
 
 struct record {
   char *data;
@@ -78,15 +86,82 @@ static int compare_size(const void *a, const void *b) {
   return x < y ? -1 : x > y;
 }
 
+/* decoder:method(bytes) on the decoder at index 1: SSE_OK or SSE_TOO_LARGE
+ * (after checking the message). */
+static int call_decoder(const char *method, const char *bytes, size_t n, size_t limit) {
+  char want[96];
+  int status;
+  lua_settop(L, 1);
+  lua_getfield(L, 1, method);
+  lua_pushvalue(L, 1);
+  if (bytes != NULL) lua_pushlstring(L, bytes, n);
+  if (lua_pcall(L, bytes != NULL ? 2 : 1, 3, 0) != LUA_OK) fuzz_fail("the decoder raised", lua_tostring(L, -1));
+  if (lua_toboolean(L, 2)) return SSE_OK;
+  snprintf(want, sizeof want, "a server-sent event exceeds the limit of %lu bytes", (unsigned long)limit);
+  status = lua_isnil(L, 2) && lua_type(L, 3) == LUA_TSTRING && strcmp(lua_tostring(L, 3), "too_large") == 0 &&
+           lua_type(L, 4) == LUA_TSTRING && strcmp(lua_tostring(L, 4), want) == 0;
+  if (!status) fuzz_fail("the decoder failed otherwise than nil, \"too_large\", the message", NULL);
+  return SSE_TOO_LARGE;
+}
+
+/* The same through core.sse_decoder; the events go to r. */
+static int decode_lua(const char *text, size_t len, const size_t *cuts, size_t ncuts, int bytewise, size_t limit,
+                      struct record *r) {
+  size_t at = 0, i;
+  int status = SSE_OK;
+  r->limit = limit;
+  lua_settop(L, 0);
+  lua_pushcfunction(L, openai_sse_decoder_new);
+  lua_pushinteger(L, (lua_Integer)limit);
+  if (lua_pcall(L, 1, 1, 0) != LUA_OK) fuzz_fail("core.sse_decoder raised", lua_tostring(L, -1));
+  if (bytewise) {
+    for (at = 0; at < len && status == SSE_OK; at++) status = call_decoder("feed", text + at, 1, limit);
+  } else {
+    for (i = 0; i <= ncuts && status == SSE_OK; i++) {
+      size_t end = i < ncuts ? cuts[i] : len;
+      status = call_decoder("feed", text + at, end - at, limit);
+      at = end;
+    }
+  }
+  if (status == SSE_OK) status = call_decoder("finish", NULL, 0, limit);
+  if (status != SSE_OK && (call_decoder("feed", "data: x\n\n", 10, limit) != status ||
+                           call_decoder("finish", NULL, 0, limit) != status))
+    fuzz_fail("a failed decoder takes input again", NULL);
+  for (;;) {
+    size_t data_len, name_len = 0;
+    const char *event_data, *name;
+    lua_settop(L, 1);
+    lua_getfield(L, 1, "next");
+    lua_pushvalue(L, 1);
+    if (lua_pcall(L, 1, 2, 0) != LUA_OK) fuzz_fail("decoder:next raised", lua_tostring(L, -1));
+    if (lua_isnil(L, 2)) break;
+    event_data = lua_tolstring(L, 2, &data_len);
+    name = lua_tolstring(L, 3, &name_len);
+    on_event(r, name, name_len, event_data, data_len);
+  }
+  lua_getfield(L, 1, "queued");
+  lua_pushvalue(L, 1);
+  lua_call(L, 1, 1);
+  if (lua_tointeger(L, -1) != 0) fuzz_fail("bytes queued after the last event", NULL);
+  lua_settop(L, 1);
+  lua_getfield(L, 1, "close");
+  lua_pushvalue(L, 1);
+  lua_call(L, 1, 0);
+  lua_settop(L, 0);
+  return status;
+}
+
 int LLVMFuzzerInitialize(int *argc, char ***argv) {
   (void)argc;
   (void)argv;
+  L = fuzz_lua_state();
+  openai_sse_decoder_open(L);
   return 0;
 }
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
   struct fuzz_reader in = {data, size};
-  struct record whole = {NULL, 0, 0, 0, 0}, pieces = {NULL, 0, 0, 0, 0};
+  struct record whole = {NULL, 0, 0, 0, 0}, pieces = {NULL, 0, 0, 0, 0}, lua = {NULL, 0, 0, 0, 0};
   unsigned flags = fuzz_byte(&in);
   size_t ncuts = flags & 7u, cuts[8], i, len, limit = (size_t)1 << 20;
   unsigned raw[8];
@@ -113,6 +188,14 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
   if (whole.events != pieces.events || whole.len != pieces.len ||
       (whole.len > 0 && memcmp(whole.data, pieces.data, whole.len) != 0))
     fuzz_fail("cutting the input changes the events", NULL);
+  if (limit > 0) { /* core.sse_decoder takes a positive limit only */
+    if (decode_lua(text, len, cuts, ncuts, bytewise, limit, &lua) != s2)
+      fuzz_fail("core.sse_decoder ends otherwise", NULL);
+    if (lua.events != pieces.events || lua.len != pieces.len ||
+        (lua.len > 0 && memcmp(lua.data, pieces.data, lua.len) != 0))
+      fuzz_fail("core.sse_decoder gives other events", NULL);
+  }
+  free(lua.data);
   free(whole.data);
   free(pieces.data);
   return 0;

@@ -38,9 +38,7 @@ int LLVMFuzzerInitialize(int *argc, char ***argv) {
     snprintf(fallback, sizeof fallback, "%s/lua/openai/url.lua", OPENAI_SOURCE_ROOT);
     path = fallback;
   }
-  L = luaL_newstate();
-  if (L == NULL) fuzz_fail("luaL_newstate", NULL);
-  luaL_openlibs(L);
+  L = fuzz_lua_state();
   luaL_requiref(L, "openai.core", luaopen_openai_core, 0);
   lua_pop(L, 1);
   {

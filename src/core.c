@@ -1,5 +1,7 @@
-/* openai.core: the module entry. It wires the C parts together (JSON codec,
- * HTTP transport) and adds the few system helpers the Lua layer needs. */
+/* openai.core: the module entry. It wires the C parts together (codec/: the
+ * JSON, SSE and response-head codecs, which any transport can use; curl/:
+ * the libcurl transport) and adds the few system helpers the Lua layer
+ * needs. */
 #define _POSIX_C_SOURCE 200809L
 
 #include <curl/curl.h>
