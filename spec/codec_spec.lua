@@ -205,6 +205,15 @@ describe("core.http_head", function()
   end)
 end)
 
+describe("core.http_token", function()
+  it("is true for HTTP tokens only", function()
+    local verdicts = {}
+    local texts = { "X-Request-Id", "a!#$%&'*+-.^_`|~9", "", "a b", "a:b", "a\0", "é", "(x)", 42, nil }
+    for i = 1, 10 do verdicts[i] = core.http_token(texts[i]) end
+    assert.are.same({ true, true, false, false, false, false, false, false, false, false }, verdicts)
+  end)
+end)
+
 describe("core.sse_decoder", function()
   -- Every event the decoder has queued: { data, name } pairs.
   local function drain(d)

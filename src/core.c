@@ -90,6 +90,7 @@ static const luaL_Reg core_functions[] = {
   {"monotonic", core_monotonic},
   {"http_date", core_http_date},
   {"http_head", openai_http_head_lua},
+  {"http_token", openai_http_token_lua},
   {"sse_decoder", openai_sse_decoder_new},
   {"int64_functions", openai_int64_functions_lua},
   {NULL, NULL}

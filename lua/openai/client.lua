@@ -38,9 +38,9 @@ end
 -- %q on one line: error messages stay one line whatever they quote.
 local quote = compat.quote
 
-local function is_token(text)
-  return type(text) == "string" and text:match("^[%w!#%$%%&'%*%+%-%.%^_`|~]+$") ~= nil
-end
+-- A header name: an HTTP token, by the C core's rule (the one its
+-- response-head parser applies).
+local is_token = core.http_token
 
 local function has_control(text)
   return text:find("[%z\r\n]") ~= nil

@@ -249,3 +249,16 @@ int openai_http_head_lua(lua_State *L) {
   http_head_push_headers(L, &c);
   return 2;
 }
+
+/* core.http_token(text) -> boolean: whether text is an HTTP token (a
+ * header name or a method), the rule the Lua layer checks header names
+ * with before any transport sees them. */
+int openai_http_token_lua(lua_State *L) {
+  size_t len = 0, i;
+  int is_string = lua_type(L, 1) == LUA_TSTRING; /* before lua_tolstring turns a number into one */
+  const char *text = is_string ? lua_tolstring(L, 1, &len) : NULL;
+  int ok = is_string && len > 0;
+  for (i = 0; ok && i < len; i++) ok = http_token_char((unsigned char)text[i]);
+  lua_pushboolean(L, ok);
+  return 1;
+}

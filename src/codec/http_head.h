@@ -59,5 +59,7 @@ void http_head_push_value(lua_State *L, struct http_head_cursor *c, const char *
 
 /* Lua: http_head(block) -> status, headers | nil, message */
 int openai_http_head_lua(lua_State *L);
+/* Lua: http_token(text) -> boolean */
+int openai_http_token_lua(lua_State *L);
 
 #endif
