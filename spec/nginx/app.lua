@@ -1,4 +1,4 @@
--- What spec/nginx_spec.lua runs inside nginx: a client made by
+-- What spec/lua54/nginx_spec.lua runs inside nginx: a client made by
 -- init_by_lua, in the master process, and used after nginx has forked its
 -- workers, by init_worker_by_lua and by content handlers. With the
 -- automatic transport a content handler's call goes over cosockets and the
