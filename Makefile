@@ -174,13 +174,13 @@ asan: deps
 	@$(call san_stamp,$(ASAN_BUILD),$(SAN_CC) $(ASAN_SAN_FLAGS) -z nodelete)
 	@$(MAKE) --no-print-directory BUILD=$(ASAN_BUILD) CC=$(SAN_CC) OPT="-O1 -g" \
 	  SAN_FLAGS="$(ASAN_SAN_FLAGS)" LDFLAGS="-Wl,-z,nodelete" $(ASAN_BUILD)/openai/core.so
-	@sh tools/asan.sh $(ASAN_BUILD)
+	@sh tools/sanitize.sh asan $(ASAN_BUILD)
 
 # The whole busted suite (the busted process) under valgrind memcheck.
 valgrind: deps
 	@sh tools/deps.sh valgrind
 	@$(MAKE) --no-print-directory all
-	@sh tools/valgrind.sh
+	@sh tools/sanitize.sh valgrind
 
 # The thread test host (no sanitizer), used by spec/threads_spec.lua.
 threads-host: $(THREADS_HOST) $(MODULE)
@@ -221,7 +221,7 @@ tsan: deps
 	@mkdir -p $(TSAN_BUILD)
 	$(SAN_CC) -O1 -g $(TSAN_SAN_FLAGS) $(WARN) $(LUA_CFLAGS) -o $(TSAN_BUILD)/host \
 	  spec/threads/host.c $(LUA_LIBS) -pthread -ldl
-	@sh tools/tsan.sh $(TSAN_BUILD)
+	@sh tools/sanitize.sh tsan $(TSAN_BUILD)
 
 # libFuzzer targets in fuzz/, each run for FUZZ_SECONDS (tools/fuzz.sh).
 # Our sources get coverage instrumentation (fuzzer-no-link); Lua and

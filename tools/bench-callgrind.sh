@@ -4,9 +4,11 @@
 # builds by these. Each workload of bench/callgrind_workload.lua runs twice,
 # with N1 and N2 calls; (Ir(N2) - Ir(N1)) / (N2 - N1) is one call's count,
 # start-up and set-up cancelled out. The retrieves go to a local nginx
-# (tools/bench-nginx.sh, its URL in $BENCH_BASE_URL); the floor rows are
+# (tools/lib/servers.sh, its URL in $BENCH_BASE_URL); the floor rows are
 # bench/floor.c (libcurl alone, no Lua) for reference. Decode and encode are
 # counted for openai.json and for lua-cjson.
+#
+#   sh tools/bench-callgrind.sh     (make bench-callgrind)
 #
 # Counts repeat within about 0.5 % from run to run (Lua seeds its string
 # hashes with the time, and the retrieves' reads depend on how the bytes
@@ -22,7 +24,7 @@ OUT=build/bench/callgrind
 mkdir -p "$OUT" build/bench/nginx
 [ -x build/bench/floor ] || make --no-print-directory bench-build >/dev/null || exit 1
 
-. tools/bench-nginx.sh
+. tools/lib/servers.sh
 trap 'nginx_stop' EXIT
 trap 'nginx_stop; exit 130' INT TERM
 

@@ -3,7 +3,9 @@
 # are measured on this machine each time; nothing here is a pass/fail test,
 # and nothing here runs during `make test`.
 #
-# 1. Retrieves over HTTP from a local nginx (tools/bench-nginx.sh: Debian's
+#   sh tools/bench.sh     (make bench builds build/bench/floor first)
+#
+# 1. Retrieves over HTTP from a local nginx (tools/lib/servers.sh: Debian's
 #    nginx on 127.0.0.1 and a free port, config/logs/pid under build/bench/),
 #    of the golden completion (766 B) and of a ~205 KB completion with
 #    logprobs (bench/large_document.lua), by
@@ -43,7 +45,7 @@ RESULTS=$OUT/http.results
 mkdir -p "$OUT/nginx"
 [ -x "$OUT/floor" ] || { echo "build/bench/floor is missing: run make bench" >&2; exit 2; }
 
-. tools/bench-nginx.sh
+. tools/lib/servers.sh
 trap 'nginx_stop' EXIT
 trap 'nginx_stop; exit 130' INT TERM
 

@@ -1,6 +1,8 @@
 #!/bin/sh
 # Installs the Debian packages given as arguments that are not installed yet
 # (when root), or prints the apt-get line to run (otherwise).
+#
+#   sh tools/deps.sh PACKAGE...    (the Makefile's targets call it first)
 missing=""
 for pkg in "$@"; do
   status=$(dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null)

@@ -1,5 +1,7 @@
 -- Reads busted's TAP output, prints failures with their details and a last
 -- line "N passed, M failed[, K skipped]"; exits 1 unless all ran and passed.
+--
+--   lua5.4 tools/tap-summary.lua FILE.tap    (tools/run-tests.sh, tools/sanitize.sh)
 local path = assert(arg[1], "usage: tap-summary.lua FILE")
 local passed, failed, skipped, planned = 0, 0, 0, nil
 local in_failure = false

@@ -1,9 +1,17 @@
-# Sourced by tools/bench.sh and tools/bench-callgrind.sh: Debian's nginx as the
-# benchmarks' HTTP server, on 127.0.0.1 and a free port, pinned to the CPU
-# given (everything it writes under the directory given: config, pid file,
-# logs, temp paths). One process (daemon off, master_process off), stopped by
-# its PID only.
+# Sourced: the local HTTP servers of the demo, the sanitizer runs and the
+# benchmarks, each on 127.0.0.1 and a free port, each stopped by its PID
+# only. Run from the repository's root.
 #
+# The bundled mock of the API (mock/server.lua; tools/demo.sh, tools/sanitize.sh):
+#   mock_start OUT [mock options...]  starts it (--port 0), its stdout in OUT
+#                                     and its stderr in OUT.err; sets MOCK_PID
+#                                     and MOCK_URL (http://127.0.0.1:PORT/v1)
+#   mock_stop
+#
+# Debian's nginx as the benchmarks' server (tools/bench.sh,
+# tools/bench-callgrind.sh), pinned to the CPU given, everything it writes
+# under the directory given (config, pid file, logs, temp paths); one
+# process (daemon off, master_process off):
 #   nginx_start DIR CPU   sets NGINX_PID, NGINX_PORT and NGINX_BASE
 #                         (http://127.0.0.1:PORT/v1); serves
 #                         GET /v1/chat/completions/chatcmpl-abc123  the golden fixture
@@ -13,7 +21,41 @@
 #   nginx_counts          "<connections accepted> <requests>" so far (stub_status;
 #                         the status request itself counts as one of each)
 
+MOCK_PID=""
+MOCK_URL=""
 NGINX_PID=""
+
+# server_stop PID: kills a server started here and reaps it.
+server_stop() {
+  [ -n "$1" ] || return 0
+  kill "$1" 2>/dev/null
+  wait "$1" 2>/dev/null
+  return 0
+}
+
+mock_start() {
+  mock_out=$1
+  shift
+  lua5.4 mock/server.lua --host 127.0.0.1 --port 0 "$@" > "$mock_out" 2> "$mock_out.err" < /dev/null &
+  MOCK_PID=$!
+  mock_tries=0
+  # Its first line is its URL, once it listens.
+  while [ "$mock_tries" -lt 200 ] && kill -0 "$MOCK_PID" 2>/dev/null; do
+    MOCK_URL=$(sed -n '1s|^\(http://.*\)$|\1|p' "$mock_out" 2>/dev/null)
+    [ -n "$MOCK_URL" ] && return 0
+    mock_tries=$((mock_tries + 1))
+    sleep 0.05
+  done
+  echo "the mock of the API did not start:" >&2
+  cat "$mock_out.err" >&2
+  mock_stop
+  return 1
+}
+
+mock_stop() {
+  server_stop "$MOCK_PID"
+  MOCK_PID=""
+}
 
 nginx_start() {
   nginx_dir=$(cd "$1" && pwd) || return 1
@@ -84,11 +126,8 @@ EOF
 }
 
 nginx_stop() {
-  if [ -n "$NGINX_PID" ]; then
-    kill "$NGINX_PID" 2>/dev/null
-    wait "$NGINX_PID" 2>/dev/null
-    NGINX_PID=""
-  fi
+  server_stop "$NGINX_PID"
+  NGINX_PID=""
 }
 
 nginx_cpu_ns() {
