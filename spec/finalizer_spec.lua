@@ -13,7 +13,7 @@ local process = require("spec.helpers.process")
 local util = require("spec.helpers.util")
 
 local KEY = "sk-test-finalizer-0123456789"
--- tools/valgrind.sh sets this to the memcheck command the rounds run under.
+-- tools/sanitize.sh sets this to the memcheck command the rounds run under.
 local VALGRIND = os.getenv("OPENAI_SPEC_VALGRIND")
 local ROUNDS = VALGRIND and 3 or 8
 

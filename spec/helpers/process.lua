@@ -62,7 +62,7 @@ function process.alive(pid)
   return state ~= nil and state ~= "Z" and state ~= "X"
 end
 
--- Whether this process runs under AddressSanitizer (tools/asan.sh preloads
+-- Whether this process runs under AddressSanitizer (tools/sanitize.sh preloads
 -- its runtime into every lua5.4) or valgrind: then resident memory does
 -- not tell what a program holds (ASan's quarantine keeps freed memory), nor
 -- CPU time how fast it is.
