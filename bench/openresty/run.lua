@@ -211,7 +211,7 @@ local function rows_for(slow, app)
   local rows = {}
   for _, n in ipairs(IN_FLIGHT) do
     rows[#rows + 1] = { key = "direct" .. n, in_flight = n, api = slow.url .. "/v1/chat/completions/" .. ID,
-                        label = "anchor: the slow server alone, no nginx in between" }
+                        label = "anchor: the slow server alone (wrk straight to it)" }
   end
   rows[#rows + 1] = { key = "idle", in_flight = 0, trivial = true, label = "anchor: the trivial location alone" }
   for _, way in ipairs(WAYS) do
