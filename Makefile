@@ -76,7 +76,7 @@ RUNTIME_PACKAGES := lua5.1 liblua5.1-0-dev lua5.2 liblua5.2-dev lua5.3 liblua5.3
 # (it conflicts with luajit2): tools/luajit-debian.sh unpacks it in build/.
 HOST_PACKAGES := nginx libnginx-mod-http-ndk libnginx-mod-http-lua lua-resty-core
 
-.PHONY: all deps test test-all demo bench bench-build bench-callgrind install uninstall clean \
+.PHONY: all deps test test-all demo bench bench-build bench-callgrind bench-openresty install uninstall clean \
         asan valgrind tsan threads-host hooks-module fork-helper luajit-debian fuzz fuzz-build ci-extra
 
 all: $(MODULE)
@@ -111,8 +111,8 @@ demo: deps
 # `make bench` also needs a local HTTP server (nginx, started by tools/bench.sh
 # on 127.0.0.1 from a config under build/bench/) and the anchors' libraries:
 # lua-curl for Lua 5.1 (lua-cjson and lua-socket are in DEBIAN_PACKAGES),
-# yajl for the "libcurl + a C parser" anchor.
-BENCH_PACKAGES := nginx lua5.1 lua-curl libyajl-dev
+# yajl for the "libcurl + a C parser" anchor; wrk for `make bench-openresty`.
+BENCH_PACKAGES := nginx lua5.1 lua-curl libyajl-dev wrk
 BENCH_BUILD    := build/bench
 FLOOR          := $(BENCH_BUILD)/floor
 
@@ -135,6 +135,15 @@ bench-callgrind: deps
 	@sh tools/deps.sh $(BENCH_PACKAGES) valgrind
 	@$(MAKE) --no-print-directory all bench-build
 	@sh tools/bench-callgrind.sh
+
+# Calls from inside nginx (one worker, against a server that answers in
+# 200 ms): blocking libcurl, libcurl in nginx's thread pool, and cosockets,
+# with a trivial location loaded alongside (tools/bench-openresty.sh). The
+# worker loads the LuaJIT build of the module.
+bench-openresty: deps
+	@sh tools/deps.sh $(BENCH_PACKAGES)
+	@$(MAKE) --no-print-directory LUA=luajit all
+	@sh tools/bench-openresty.sh
 
 install: $(MODULE)
 	install -d $(DESTDIR)$(LIBDIR)/openai
