@@ -121,30 +121,13 @@ describe("nginx", function()
     assert.are.same({ requests = 9, connections = 3 }, server:stats())
   end)
 
-  it("a call in init_worker_by_lua with the automatic transport raises, naming the phase", function()
-    local n = nginx.start {
-      init = init_code(false),
-      init_worker = function(prefix) return ('require("spec.nginx.app").worker_call(%q)'):format(prefix .. "/reports") end,
-    }
-    finally(function() n:remove() end)
-    local report
-    assert.is_true(process.wait_ready(n.pid, 10, function()
-      local pid = n:workers()[1]
-      report = pid and process.read_file(n.prefix .. "/reports/worker-" .. pid .. ".txt")
-      return report ~= nil
-    end), n:log())
-    n:stop()
-    assert.are.equal("raised: spec/nginx/app.lua:19: openai: nginx's init_worker phase cannot make requests without"
-      .. " blocking the worker: make the call from a request handler or a timer (ngx.timer.at(0, fn)), or pass"
-      .. " transport = \"curl\" to openai.new to block on purpose", (report:gsub("^raised: /[^:]*/spec/", "raised: spec/")))
-    assert.are.same({ requests = 0, connections = 0 }, server:stats())
-  end)
-
-  it("a call in a timer started by init_worker_by_lua goes over cosockets", function()
+  -- One worker whose init_worker_by_lua runs `wrap` around the app's
+  -- worker_call; returns that call's report, once nginx has stopped.
+  local function init_worker_report(wrap)
     local n = nginx.start {
       init = init_code(false),
       init_worker = function(prefix)
-        return ('ngx.timer.at(0, function() require("spec.nginx.app").worker_call(%q) end)'):format(prefix .. "/reports")
+        return wrap(('require("spec.nginx.app").worker_call(%q)'):format(prefix .. "/reports"))
       end,
     }
     finally(function() n:remove() end)
@@ -155,6 +138,19 @@ describe("nginx", function()
       return report ~= nil
     end), n:log())
     n:stop()
+    return report, n
+  end
+
+  it("a call in init_worker_by_lua with the automatic transport raises, naming the phase", function()
+    local report = init_worker_report(function(call) return call end)
+    assert.are.equal("raised: spec/nginx/app.lua:19: openai: nginx's init_worker phase cannot make requests without"
+      .. " blocking the worker: make the call from a request handler or a timer (ngx.timer.at(0, fn)), or pass"
+      .. " transport = \"curl\" to openai.new to block on purpose", (report:gsub("^raised: /[^:]*/spec/", "raised: spec/")))
+    assert.are.same({ requests = 0, connections = 0 }, server:stats())
+  end)
+
+  it("a call in a timer started by init_worker_by_lua goes over cosockets", function()
+    local report, n = init_worker_report(function(call) return "ngx.timer.at(0, function() " .. call .. " end)" end)
     assert.are.equal(FIELDS, report)
     assert.are.same({}, n:problems(), n:log())
     -- libcurl would have asked for compressed bodies; cosockets do not

@@ -374,7 +374,10 @@ local function decode(text, max_values)
   return value
 end
 
-function Ngx:request(method, url, lines, body, timeout)
+-- Sends the request and reads the head: returns status, headers and a
+-- reader of the body (with the attempt's timeout in ms and deadline), or
+-- nil, kind, message.
+function Ngx:exchange(method, url, lines, body, timeout)
   local timeout_ms = clamp_ms(timeout * 1000)
   local deadline = ngx.now() + timeout
   local sock, status, headers = self:open(method, url, lines, body, timeout_ms, deadline)
@@ -384,12 +387,22 @@ function Ngx:request(method, url, lines, body, timeout)
     sock:close()
     return nil, "connection", length
   end
-  local reader = new_body(sock, mode, length, keeps_alive(headers))
-  sock:settimeouts(timeout_ms, timeout_ms, remaining_ms(deadline))
+  return status, headers, new_body(sock, mode, length, keeps_alive(headers)), timeout_ms, deadline
+end
+
+-- The whole body, decoded: status, headers, value[, decode error].
+function Ngx:finish(status, headers, reader, timeout_ms, deadline)
+  reader.sock:settimeouts(timeout_ms, timeout_ms, remaining_ms(deadline))
   local text, kind, message = reader:read_all(self.max_bytes)
   reader:release()
   if text == nil then return nil, kind, message end
   return status, headers, decode(text, self.max_values)
+end
+
+function Ngx:request(method, url, lines, body, timeout)
+  local status, headers, reader, timeout_ms, deadline = self:exchange(method, url, lines, body, timeout)
+  if status == nil then return nil, headers, reader end
+  return self:finish(status, headers, reader, timeout_ms, deadline)
 end
 
 function Ngx:sleep(seconds)
@@ -405,23 +418,9 @@ local Reader = { __name = "openai.transport.ngx.Reader" }
 Reader.__index = Reader
 
 function Ngx:stream(method, url, lines, body, timeout)
-  local timeout_ms = clamp_ms(timeout * 1000)
-  local deadline = ngx.now() + timeout
-  local sock, status, headers = self:open(method, url, lines, body, timeout_ms, deadline)
-  if sock == nil then return nil, status, headers end
-  local mode, length = framing(method, status, headers)
-  if mode == nil then
-    sock:close()
-    return nil, "connection", length
-  end
-  local body_reader = new_body(sock, mode, length, keeps_alive(headers))
-  if status < 200 or status >= 300 then
-    sock:settimeouts(timeout_ms, timeout_ms, remaining_ms(deadline))
-    local text, kind, message = body_reader:read_all(self.max_bytes)
-    body_reader:release()
-    if text == nil then return nil, kind, message end
-    return status, headers, decode(text, self.max_values)
-  end
+  local status, headers, body_reader, timeout_ms, deadline = self:exchange(method, url, lines, body, timeout)
+  if status == nil then return nil, headers, body_reader end
+  if status < 200 or status >= 300 then return self:finish(status, headers, body_reader, timeout_ms, deadline) end
   return status, headers, setmetatable({
     body = body_reader,
     decoder = core.sse_decoder(self.max_bytes),
