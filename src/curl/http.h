@@ -6,8 +6,8 @@
 
 #include "compat.h"
 
-/* Registers the Connection metatable and puts `connection` into the module
- * table at the top of the stack. */
+/* Registers the Connection and Stream metatables and puts `connection` and
+ * `valid_proxy` into the module table at the top of the stack. */
 void openai_http_open(lua_State *L);
 
 /* Global libcurl initialisation, done once per process, thread-safely.

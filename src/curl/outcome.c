@@ -20,7 +20,7 @@ int outcome_failed(const struct transfer *t) {
 void outcome_take(struct outcome *o, struct transfer *t) {
   o->status = t->status;
   o->headers_done = t->headers_done;
-  o->streaming = t->streaming;
+  o->streaming = 0; /* a stream sets it: stream.c */
   o->too_large = t->too_large;
   o->out_of_memory = t->out_of_memory;
   o->socket_errno = t->socket_errno;

@@ -9,39 +9,108 @@
  * in transfer.h. */
 #define _POSIX_C_SOURCE 200809L
 
+#include "stream.h"
+
 #include <string.h>
 
 #include "interrupt.h"
 #include "transfer.h"
 #include "codec/sse_decoder.h"
 
-static struct transfer *check_stream(lua_State *L, int idx) {
+/* A stream stops reading from the network while this much is unread, and
+ * reads again once it is down to the low mark. */
+#define EVENT_QUEUE_PAUSE_BYTES (256 * 1024)
+#define EVENT_QUEUE_RESUME_BYTES (64 * 1024)
+
+static struct stream *check_stream(lua_State *L, int idx) {
   return luaL_checkudata(L, idx, OPENAI_STREAM_MT);
 }
 
-static void unlink_stream(struct transfer *t) {
-  struct transfer **link;
-  if (t->conn == NULL) return;
-  for (link = &t->conn->streams; *link != NULL; link = &(*link)->next_stream) {
-    if (*link == t) {
-      *link = t->next_stream;
-      t->conn->open_streams--;
-      break;
-    }
-  }
-  t->next_stream = NULL;
+/* The stream whose transfer t is: its first member. */
+static struct stream *stream_of(struct transfer *t) {
+  return (struct stream *)(void *)t;
 }
 
-void openai_stream_abort(struct transfer *t) {
-  transfer_release(t);
-  t->conn = NULL;
+/* The transfer's footprint, with the events and the decoder's buffers. */
+static void update_footprint(struct stream *s) {
+  s->transfer.beside = s->events.bytes + s->sse.line.cap + s->sse.event.cap + s->sse.data.cap;
+  transfer_update_footprint(&s->transfer);
+}
+
+/* ---- libcurl's write callback: C memory only (rule 3) ---- */
+
+/* A 2xx body goes to the SSE decoder, which queues events straight into
+ * s->events; it stops (SSE_STOPPED) only when the queue runs out of
+ * memory. Any other status is a response body like a request's. */
+static size_t on_stream_body(char *ptr, size_t size, size_t nmemb, void *ud) {
+  struct transfer *t = ud; /* CURLOPT_WRITEDATA: transfer_set_pointers */
+  struct stream *s = stream_of(t);
+  size_t n = size * nmemb, taken = n;
+  if (t->status < 200 || t->status >= 300) return transfer_on_body(ptr, size, nmemb, t);
+  t->last_activity = openai_monotonic();
+  if (s->events.bytes > EVENT_QUEUE_PAUSE_BYTES) {
+    s->paused = 1;
+    return CURL_WRITEFUNC_PAUSE; /* libcurl keeps these bytes for later */
+  }
+  switch (sse_feed(&s->sse, ptr, n, event_queue_emit, &s->events)) {
+  case SSE_OK: break;
+  case SSE_TOO_LARGE: t->too_large = 1; taken = 0; break;
+  default: t->out_of_memory = 1; taken = 0; break;
+  }
+  update_footprint(s);
+  return taken;
+}
+
+/* At the end: delivers the event the server did not end. */
+static void finish_events(struct stream *s) {
+  switch (sse_finish(&s->sse, event_queue_emit, &s->events)) {
+  case SSE_OK: break;
+  case SSE_TOO_LARGE: s->transfer.too_large = 1; break;
+  default: s->transfer.out_of_memory = 1; break;
+  }
+  update_footprint(s);
+}
+
+/* Lets a paused stream receive again once few events are unread. */
+static void resume_reading(struct stream *s) {
+  if (s->paused && s->transfer.easy != NULL && s->events.bytes <= EVENT_QUEUE_RESUME_BYTES) {
+    s->paused = 0;
+    /* may call on_stream_body at once with the bytes it held back */
+    curl_easy_pause(s->transfer.easy, CURLPAUSE_CONT);
+  }
+}
+
+/* ---- lifetime ---- */
+
+/* Frees everything s holds; idempotent. */
+static void stream_release(struct stream *s) {
+  transfer_release(&s->transfer);
+  event_queue_clear(&s->events);
+  sse_free(&s->sse);
+  s->paused = 0;
+}
+
+void stream_abort(struct stream *s) {
+  stream_release(s);
+  s->transfer.conn = NULL;
+}
+
+void stream_forsake(struct stream *s) {
+  transfer_forsake(&s->transfer);
+  stream_abort(s); /* our own buffers and header list */
+  s->forked = 1;
+}
+
+/* Takes s off its connection's list, if it is on one. */
+static void unlink_stream(struct stream *s) {
+  if (s->transfer.conn != NULL) connection_remove_stream(s->transfer.conn, s);
 }
 
 /* Ends the stream at index idx: aborts the transfer, drops the body. */
-static void close_now(lua_State *L, struct transfer *t, int idx) {
-  unlink_stream(t);
-  openai_stream_abort(t);
-  t->close_pending = 0;
+static void close_now(lua_State *L, struct stream *s, int idx) {
+  unlink_stream(s);
+  stream_abort(s);
+  s->transfer.close_pending = 0;
   lua_pushnil(L);
   lua_setiuservalue(L, idx, BODY_SLOT);
 }
@@ -49,53 +118,70 @@ static void close_now(lua_State *L, struct transfer *t, int idx) {
 /* close(), __gc and __close; deferred while a hook runs during a read of
  * this stream (the reading frame closes it then). */
 static int stream_close(lua_State *L) {
-  struct transfer *t = check_stream(L, 1);
+  struct stream *s = check_stream(L, 1);
+  struct transfer *t = &s->transfer;
   /* In a forked child the stream is forsaken (rule 7 of transfer.h): with
    * its connection, or alone while a call of the parent still waits on
    * that connection here. */
   if (t->conn != NULL && connection_claim(t->conn) != NULL && t->conn != NULL && !t->busy) {
-    unlink_stream(t);
-    transfer_forsake(t);
+    unlink_stream(s);
+    stream_forsake(s);
   }
   if (t->busy)
     t->close_pending = 1;
   else
-    close_now(L, t, 1);
+    close_now(L, s, 1);
   return 0;
 }
 
 static int stream_tostring(lua_State *L) {
-  struct transfer *t = check_stream(L, 1);
+  struct transfer *t = &check_stream(L, 1)->transfer;
   lua_pushfstring(L, "openai.Stream (%s)", t->easy ? (t->done ? "finished" : "open") : "closed");
   return 1;
 }
 
 /* Pops the next event and pushes its name (or nil) and data (rule 4 of
  * transfer.h: the event is ours while it becomes Lua strings). */
-static int push_event(lua_State *L, struct transfer *t) {
+static int push_event(lua_State *L, struct stream *s) {
   struct event *e;
   if (!lua_checkstack(L, 4)) return luaL_error(L, "stack overflow");
-  e = event_queue_pop(&t->events);
-  transfer_resume_reading(t);
+  e = event_queue_pop(&s->events);
+  resume_reading(s);
   return sse_push_event(L, e, 0);
 }
 
-static int push_failure(lua_State *L, struct transfer *t) {
+/* outcome_take for a stream: its 2xx body was events. */
+static void take_outcome(struct outcome *o, struct stream *s) {
+  outcome_take(o, &s->transfer);
+  o->streaming = 1;
+}
+
+static int push_failure(lua_State *L, struct stream *s) {
   struct outcome o;
-  outcome_take(&o, t);
+  take_outcome(&o, s);
   return outcome_push(L, &o, OUTCOME_FAILURE, 0, NULL);
 }
 
-static int headers_ready(const struct transfer *t) {
-  return t->done || t->headers_done;
+/* The tests transfer_wait calls with a stream's transfer. A paused stream
+ * that nobody else will read takes its held bytes now. */
+static enum readiness unless_paused(struct transfer *t) {
+  struct stream *s = stream_of(t);
+  if (!s->paused) return NOT_READY;
+  s->paused = 0;
+  curl_easy_pause(t->easy, CURLPAUSE_CONT);
+  return DRIVE_AGAIN;
 }
 
-static int finished(const struct transfer *t) {
-  return t->done;
+static enum readiness headers_ready(struct transfer *t) {
+  return t->done || t->headers_done ? READY : unless_paused(t);
 }
 
-static int event_ready(const struct transfer *t) {
-  return t->done || t->events.head != NULL || t->too_large || t->out_of_memory;
+static enum readiness finished(struct transfer *t) {
+  return t->done ? READY : unless_paused(t);
+}
+
+static enum readiness event_ready(struct transfer *t) {
+  return t->done || stream_of(t)->events.head != NULL || t->too_large || t->out_of_memory ? READY : unless_paused(t);
 }
 
 /* conn:stream(method, url, headers, body|nil, timeout_seconds)
@@ -105,6 +191,7 @@ static int event_ready(const struct transfer *t) {
  * The timeout bounds the wait for the headers, then each read's silence. */
 int openai_stream_open(lua_State *L) {
   struct connection *c = luaL_checkudata(L, 1, OPENAI_CONNECTION_MT);
+  struct stream *s;
   struct transfer *t;
   int stream_index;
   double started;
@@ -115,19 +202,25 @@ int openai_stream_open(lua_State *L) {
    * new userdata): the call then ends as aborted. */
   if (c->multi != NULL) connection_account(L, c);
   lua_settop(L, 6);
-  t = lua_newuserdatauv(L, sizeof *t, 2);
+  s = lua_newuserdatauv(L, sizeof *s, 2);
+  t = &s->transfer;
   stream_index = lua_gettop(L);
-  memset(t, 0, sizeof *t);
+  memset(s, 0, sizeof *s);
   luaL_setmetatable(L, OPENAI_STREAM_MT);
   lua_pushvalue(L, 1);
   lua_setiuservalue(L, stream_index, CONNECTION_SLOT); /* the connection outlives the stream */
   if (c->multi == NULL) return outcome_push_closed(L, "client");
   if ((why = connection_claim(c)) != NULL) return luaL_error(L, "%s", why);
   if (!transfer_init_from(t, c)) return luaL_error(L, "cannot initialise libcurl");
-  t->next_stream = c->streams;
-  c->streams = t;
-  c->open_streams++;
-  transfer_prepare(L, t, 2, 1, 0);
+  connection_add_stream(c, s);
+  /* libcurl's callbacks get the stream, which is its transfer's address */
+  curl_easy_setopt(t->easy, CURLOPT_WRITEFUNCTION, on_stream_body);
+  transfer_prepare(L, t, 2, 0);
+  /* transfer_wait enforces a stream's timeout: until the headers, then as
+   * a limit on silence. libcurl's own limit would cut long streams. */
+  curl_easy_setopt(t->easy, CURLOPT_TIMEOUT_MS, 0L);
+  sse_init(&s->sse, t->max_response_bytes);
+  update_footprint(s);
   lua_pushvalue(L, 5);
   lua_setiuservalue(L, stream_index, BODY_SLOT); /* rule 2: for the stream's life */
   if (!transfer_start(t)) return luaL_error(L, "cannot start the transfer");
@@ -136,15 +229,15 @@ int openai_stream_open(lua_State *L) {
   waited = transfer_wait(L, t, headers_ready, started, WAIT_FIXED, "response");
   if (waited == WAIT_READY && t->headers_done && t->status >= 200 && t->status < 300) {
     int n;
-    outcome_take(&o, t); /* the head only: the body goes to the SSE decoder */
+    take_outcome(&o, s); /* the head only: the body goes to the SSE decoder */
     n = outcome_push(L, &o, OUTCOME_HEAD, 0, NULL);
     lua_pushvalue(L, stream_index);
     return n + 1;
   }
   if (waited == WAIT_READY && t->headers_done)
     waited = transfer_wait(L, t, finished, started, WAIT_FIXED, "response");
-  if (waited != WAIT_HOOK_ERROR && waited != WAIT_CLOSED) outcome_take(&o, t);
-  close_now(L, t, stream_index);
+  if (waited != WAIT_HOOK_ERROR && waited != WAIT_CLOSED) take_outcome(&o, s);
+  close_now(L, s, stream_index);
   if (waited == WAIT_HOOK_ERROR) return lua_error(L);
   if (waited == WAIT_CLOSED) return outcome_push_closed(L, "client");
   /* an error status: the Lua layer decides */
@@ -160,7 +253,8 @@ int openai_stream_open(lua_State *L) {
  *                     -> nil, "pending"     with wait == false: nothing has
  *                                           arrived yet */
 static int stream_read(lua_State *L) {
-  struct transfer *t = check_stream(L, 1);
+  struct stream *s = check_stream(L, 1);
+  struct transfer *t = &s->transfer;
   int wait = lua_isnoneornil(L, 2) || lua_toboolean(L, 2);
   int driven = 0;
   double called = openai_monotonic();
@@ -169,9 +263,9 @@ static int stream_read(lua_State *L) {
    * gets its new multi handle (rule 7 of transfer.h). */
   if (t->conn != NULL) {
     const char *why = connection_claim(t->conn);
-    if (why != NULL && !t->forked) return luaL_error(L, "%s", why);
+    if (why != NULL && !s->forked) return luaL_error(L, "%s", why);
   }
-  if (t->forked) {
+  if (s->forked) {
     lua_pushnil(L);
     lua_pushliteral(L, "connection");
     lua_pushliteral(L, "the stream was opened by another process, before a fork: only that process can read it");
@@ -181,18 +275,18 @@ static int stream_read(lua_State *L) {
   lua_settop(L, 1);
   for (;;) {
     enum wait_result waited;
-    if (t->events.head != NULL) return push_event(L, t);
+    if (s->events.head != NULL) return push_event(L, s);
     if (t->too_large || t->out_of_memory) {
-      unlink_stream(t);
+      unlink_stream(s);
       transfer_stop(t);
-      return push_failure(L, t);
+      return push_failure(L, s);
     }
     if (t->easy == NULL) return outcome_push_closed(L, "stream");
     if (t->done) {
-      if (t->result != CURLE_OK) return push_failure(L, t);
-      if (!t->sse_finished) { /* flush an event the server did not end */
-        t->sse_finished = 1;
-        transfer_finish_events(t);
+      if (t->result != CURLE_OK) return push_failure(L, s);
+      if (!s->sse_finished) { /* flush an event the server did not end */
+        s->sse_finished = 1;
+        finish_events(s);
         lua_pushnil(L);
         lua_setiuservalue(L, 1, BODY_SLOT); /* libcurl is done with it */
         continue;
@@ -206,13 +300,13 @@ static int stream_read(lua_State *L) {
         lua_pushliteral(L, "pending");
         return 2;
       }
-      transfer_resume_reading(t);
+      resume_reading(s);
       connection_drive(t->conn);
       driven = 1;
       continue;
     }
     waited = transfer_wait(L, t, event_ready, called, WAIT_SILENCE, "data");
-    if (t->close_pending) close_now(L, t, 1); /* a hook closed it */
+    if (t->close_pending) close_now(L, s, 1); /* a hook closed it */
     if (waited == WAIT_HOOK_ERROR) return lua_error(L);
     if (waited == WAIT_CLOSED) return outcome_push_closed(L, "stream");
   }

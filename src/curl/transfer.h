@@ -1,30 +1,34 @@
-/* Transfers and connections: what transfer.c (libcurl), outcome.c (results
- * as Lua values), http.c (the Connection userdata) and stream.c (the Stream
- * userdata) share.
+/* Transfers, streams and connections: what transfer.c (libcurl easy
+ * handles), outcome.c (results as Lua values), connection.c (the Connection
+ * userdata) and stream.c (the Stream userdata) share.
  *
- * A transfer is one libcurl easy handle with the buffers it fills. A
- * connection is a client's multi handle (connection cache, keep-alive, TLS
- * sessions) with its own transfer for blocking requests and the list of its
- * open streams.
+ * A transfer is one libcurl easy handle with the buffers it fills. A stream
+ * is a transfer whose 2xx body is decoded into queued events. A connection
+ * is a client's multi handle (connection cache, keep-alive, TLS sessions)
+ * with its own transfer for blocking requests and the list of its open
+ * streams.
  *
  * Ownership: the rules every change here must keep.
  *
  * 1. Memory. The connection's transfer lives inside the Connection userdata,
- *    a stream's transfer is the Stream userdata; every buffer, header list
- *    and queued event hangs off a transfer and is freed by transfer_release
- *    (close(), __gc, __close), or by the next request (which may keep the
- *    header list: rule 6). A Lua error raised while a request is prepared
- *    therefore leaks nothing.
+ *    a stream (its transfer inside) is the Stream userdata; every buffer
+ *    and header list hangs off a transfer and is freed by transfer_release,
+ *    every queued event and decoder buffer hangs off a stream and is freed
+ *    by stream_release, which releases its transfer too (close(), __gc,
+ *    __close), or by the next request (which may keep the header list:
+ *    rule 6). A Lua error raised while a request is prepared therefore
+ *    leaks nothing.
  * 2. Request bodies. libcurl reads the body from the Lua string the caller
  *    passed (CURLOPT_POSTFIELDS, no copy). The userdata that owns the
  *    transfer anchors that string in its user value BODY_SLOT from the
  *    moment the transfer starts until it has stopped, so libcurl never reads
  *    freed memory, whatever Lua collects meanwhile (a stream goes on
  *    uploading after create() has returned it).
- * 3. Callbacks. libcurl calls on_header, on_body and on_open_socket only
- *    from curl_multi_perform and curl_easy_pause, which only
- *    connection_drive and stream reads call. They touch C memory only: no
- *    Lua API call, so no Lua error can unwind libcurl's frames.
+ * 3. Callbacks. libcurl calls on_header, transfer_on_body (a request's
+ *    body), on_stream_body (a stream's) and on_open_socket only from
+ *    curl_multi_perform and curl_easy_pause, which only connection_drive
+ *    and stream reads call. They touch C memory only: no Lua API call, so
+ *    no Lua error can unwind libcurl's frames.
  * 4. Lua code can run at any allocation. Any Lua API call that allocates may
  *    run a finalizer, and a finalizer may close this connection or stream, or
  *    make another request or read on it (which drives libcurl: buffers grow,
@@ -46,14 +50,15 @@
  * 6. Request header lists. A transfer's list of request headers (a
  *    curl_slist) is its own (rule 1), built from the caller's table of
  *    lines. The connection's request transfer keeps its list for the next
- *    request that passes the very same table (`headers_from`, its address):
- *    the Connection anchors that table in its user value HEADERS_SLOT from
- *    the moment the list is built from it until another table replaces it
- *    there or close() clears it, and headers_from is cleared whenever the
- *    list is freed. So a match is that table, alive: no other table can
- *    have its address meanwhile. The caller never changes a table once
- *    passed (the Lua layer passes its shared lines, immutable, or a fresh
- *    table). A stream's transfer builds its list once and keeps no table.
+ *    request that passes the very same table (the connection's
+ *    `headers_from`, its address): the Connection anchors that table in its
+ *    user value HEADERS_SLOT from the moment the list is built from it
+ *    until another table replaces it there or close() clears it, and
+ *    headers_from is cleared before the list is freed. So a match is that
+ *    table, alive: no other table can have its address meanwhile. The
+ *    caller never changes a table once passed (the Lua layer passes its
+ *    shared lines, immutable, or a fresh table). A stream's transfer builds
+ *    its list once and keeps no table.
  * 7. Processes. A connection's multi handle, with its pooled sockets and
  *    their TLS state, and the easy handles of its streams belong to the
  *    process that made the multi handle (`pid`). A child made by fork()
@@ -101,44 +106,52 @@
 
 struct connection;
 
+/* What every libcurl exchange has: a request or a stream. */
 struct transfer {
   CURL *easy; /* NULL once released */
   struct connection *conn;
   struct curl_slist *headers; /* request headers */
-  const void *headers_from;   /* the anchored table they were built from
-                               * (rule 6), or NULL */
-  struct buffer body;         /* response body (a 2xx stream's goes to `sse`) */
+  struct buffer body;         /* response body (not a 2xx stream's: events) */
   struct buffer head;         /* header block of the final response */
-  struct event_queue events;  /* decoded SSE events not yet read */
-  struct sse_parser sse;
   size_t max_response_bytes;
   size_t max_response_values; /* JSON values one decode may build */
   size_t footprint;   /* C memory this transfer holds, as told to the GC */
+  size_t beside;      /* C memory its owner holds beside it (a stream's
+                       * events and decoder), counted in footprint */
   long status;        /* final status, once the headers are complete */
   int headers_done;   /* the final response's header block is complete */
-  int streaming;      /* a 2xx body is decoded as SSE */
   int active;         /* added to the connection's multi handle */
   int done;           /* libcurl finished the transfer */
-  int sse_finished;   /* sse_finish ran after the end */
-  int paused;         /* the write callback paused it: too many unread events */
   int too_large;
   int out_of_memory;
   int busy;           /* a C frame waits on it and may run a hook (rule 5) */
-  int close_pending;  /* close() came while busy */
+  int close_pending;  /* its owner's close() came while busy */
   int socket_errno;   /* errno of a failed socket(), e.g. EMFILE */
-  int forked;         /* a stream of another process, forsaken here (rule 7) */
   CURLcode result;
   double last_activity; /* monotonic seconds of the last byte received */
   double timeout;       /* seconds; 0 for none */
-  struct transfer *next_stream;
   char errbuf[CURL_ERROR_SIZE];
+};
+
+/* A Stream userdata: a transfer whose 2xx body the SSE decoder turns into
+ * queued events, read one at a time. */
+struct stream {
+  struct transfer transfer;  /* first: libcurl's callbacks get the stream */
+  struct event_queue events; /* decoded events not yet read */
+  struct sse_parser sse;
+  int paused;         /* the write callback paused it: too many unread events */
+  int sse_finished;   /* sse_finish ran after the end */
+  int forked;         /* a stream of another process, forsaken here (rule 7) */
+  struct stream *next; /* on its connection's list */
 };
 
 struct connection {
   CURLM *multi; /* NULL once closed */
   pid_t pid;    /* the process that made `multi` (rule 7) */
-  struct transfer request;
-  struct transfer *streams;
+  struct transfer request;  /* blocking requests */
+  const void *headers_from; /* the anchored table request.headers were
+                             * built from (rule 6), or NULL */
+  struct stream *streams;   /* open streams: connection_add_stream */
   int hooks_running;  /* frames waiting on this connection inside a hook */
   int close_pending;  /* close() came while a hook ran */
   size_t footprint;   /* C memory of all its transfers */
@@ -153,7 +166,7 @@ struct connection {
 struct outcome {
   long status;
   int headers_done;
-  int streaming;
+  int streaming;      /* a stream's: a 2xx body was events */
   int too_large;
   int out_of_memory;
   int socket_errno;
@@ -176,22 +189,24 @@ void transfer_set_pointers(struct transfer *t);
 int transfer_init_from(struct transfer *t, struct connection *conn);
 /* Reads method, url, headers table, body and timeout from the Lua stack
  * (raising on bad arguments; allocations stay owned by t) and sets them on
- * the easy handle. The arguments start at index first. The caller anchors
- * the body string (rule 2) before starting. With owner, the stack index of
- * the Connection that owns t, the header list is kept for the next request
- * that passes the same table, which is anchored there (rule 6); 0 builds
- * it afresh. */
-void transfer_prepare(lua_State *L, struct transfer *t, int first, int streaming, int owner);
+ * the easy handle, the timeout as libcurl's limit on the whole transfer.
+ * The arguments start at index first. The caller anchors the body string
+ * (rule 2) before starting. keep_headers keeps the header list t has (the
+ * caller knows it was built from the same table: rule 6); otherwise it is
+ * built afresh. */
+void transfer_prepare(lua_State *L, struct transfer *t, int first, int keep_headers);
 int transfer_start(struct transfer *t);
 void transfer_stop(struct transfer *t);    /* removes it from the multi handle */
 void transfer_release(struct transfer *t); /* frees everything; idempotent */
-/* At the end of a stream: delivers the event the server did not end. */
-void transfer_finish_events(struct transfer *t);
-/* Lets a paused stream receive again once few events are unread. */
-void transfer_resume_reading(struct transfer *t);
-
-/* Runs libcurl once without blocking; marks finished transfers done. */
-void connection_drive(struct connection *c);
+/* Recounts t's footprint (with t->beside) into its connection's. */
+void transfer_update_footprint(struct transfer *t);
+/* The write callback of a request, and of a stream's response that is not
+ * 2xx: appends to t->body, within max_response_bytes. */
+size_t transfer_on_body(char *ptr, size_t size, size_t nmemb, void *t);
+/* Keeps a libcurl handle of another process, never to be freed (rule 7). */
+void forsaken_keep(void *handle);
+/* Forgets t's easy handle, another process's: kept, not cleaned up. */
+void transfer_forsake(struct transfer *t);
 
 enum wait_result { WAIT_READY, WAIT_TIMEOUT, WAIT_CLOSED, WAIT_HOOK_ERROR };
 enum wait_limit {
@@ -199,15 +214,23 @@ enum wait_limit {
   WAIT_FIXED,    /* t->timeout from `since` */
   WAIT_SILENCE   /* t->timeout from `since` or the last byte, whichever is later */
 };
+/* What a wait's test says after each drive. DRIVE_AGAIN: not ready, but it
+ * resumed a paused stream, whose held bytes no socket will signal. */
+enum readiness { NOT_READY, READY, DRIVE_AGAIN };
 
-/* Drives t's connection until ready(t), in slices that let a hook run
- * (rule 5). WAIT_TIMEOUT: t is marked done with a timeout. WAIT_CLOSED: a
- * hook closed t's connection (released now, unless an outer hook still
- * runs) or t itself (t->close_pending is left for the caller).
+/* Drives t's connection until ready(t) says READY, in slices that let a
+ * hook run (rule 5). WAIT_TIMEOUT: t is marked done with a timeout.
+ * WAIT_CLOSED: a hook closed t's connection (released now, unless an outer
+ * hook still runs) or t itself (t->close_pending is left for the caller).
  * WAIT_HOOK_ERROR: a hook raised; its error object is on the stack and t is
  * as it was: the caller cleans up, then raises it. */
-enum wait_result transfer_wait(lua_State *L, struct transfer *t, int (*ready)(const struct transfer *),
+enum wait_result transfer_wait(lua_State *L, struct transfer *t, enum readiness (*ready)(struct transfer *),
                                double since, enum wait_limit limit, const char *what);
+
+/* ---- connection.c ---- */
+
+/* Runs libcurl once without blocking; marks finished transfers done. */
+void connection_drive(struct connection *c);
 
 /* Makes c this process's (rule 7): after a fork, forsakes what it holds of
  * the parent and starts a new multi handle. Call it before anything that
@@ -215,9 +238,6 @@ enum wait_result transfer_wait(lua_State *L, struct transfer *t, int (*ready)(co
  * used in this process: libcurl gave no new handles (c is then closed), or
  * a call of the parent still waits on c in this very stack. */
 const char *connection_claim(struct connection *c);
-/* Forsakes one stream of another process, already off its connection's
- * list: frees our own buffers, calls nothing of libcurl, marks it forked. */
-void transfer_forsake(struct transfer *t);
 
 /* One close for a connection's close(), __gc and __close, deferred while a
  * hook runs (rule 5). Streams still open are aborted: their easy handles
@@ -229,6 +249,18 @@ void connection_release(struct connection *c);
  * unreachable streams and clients in time. May run finalizers: call it
  * before touching any transfer, and check the state again after it. */
 void connection_account(lua_State *L, struct connection *c);
+
+/* The list of c's open streams, the one place it and open_streams change. */
+void connection_add_stream(struct connection *c, struct stream *s);
+void connection_remove_stream(struct connection *c, struct stream *s);
+
+/* ---- stream.c: what a connection does to its streams ---- */
+
+/* The connection closes under s: frees all s holds, leaves it closed. */
+void stream_abort(struct stream *s);
+/* s is of another process and already off its connection's list: frees our
+ * own buffers, calls nothing of libcurl, marks it forked (rule 7). */
+void stream_forsake(struct stream *s);
 
 /* ---- outcome.c ---- */
 
@@ -249,11 +281,5 @@ int outcome_push(lua_State *L, struct outcome *o, enum outcome_form form, int de
 int outcome_failed(const struct transfer *t);
 /* Pushes nil, "closed", message. */
 int outcome_push_closed(lua_State *L, const char *what);
-
-/* ---- http.c, stream.c ---- */
-
-int openai_stream_open(lua_State *L);
-void openai_stream_register(lua_State *L);
-void openai_stream_abort(struct transfer *t); /* the connection closes under it */
 
 #endif
