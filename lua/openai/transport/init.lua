@@ -27,18 +27,22 @@ function M.open(name, settings, explicit)
   return require(MODULES[name]).new(settings, explicit)
 end
 
+-- nginx's API when this module was loaded inside nginx (its Lua module
+-- sets the global before any of our code runs), else nil: a process
+-- outside nginx never gets one later.
+local ngx = rawget(_G, "ngx")
+if type(ngx) ~= "table" or type(ngx.get_phase) ~= "function" then ngx = nil end
+
 -- The running nginx phase, or nil outside nginx.
 function M.nginx_phase()
-  local ngx = rawget(_G, "ngx")
-  if type(ngx) ~= "table" or type(ngx.get_phase) ~= "function" then return nil end
-  return ngx.get_phase()
+  return ngx and ngx.get_phase()
 end
 
 -- The name of the transport for a call made now by a client configured
 -- with `wanted` ("curl", "ngx" or nil for automatic), or nil and why the
 -- call cannot be made here.
 function M.choose(wanted)
-  if wanted == "curl" then return "curl" end
+  if wanted == "curl" or (ngx == nil and wanted == nil) then return "curl" end
   local phase = M.nginx_phase()
   if phase == nil then
     if wanted == "ngx" then return nil, "the ngx transport needs nginx's Lua module (OpenResty)" end
