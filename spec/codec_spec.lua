@@ -12,23 +12,7 @@ local function is_integer(n)
   return type(n) == "number" and n == math.floor(n)
 end
 
--- Base64 with the URL-safe alphabet and no padding (the hostile server's
--- raw mode takes it), with arithmetic only: Lua 5.1 has no bit operators.
-local B64 = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_"
-local function b64(s)
-  local out = {}
-  for i = 1, #s, 3 do
-    local a, b, c = s:byte(i, i + 2)
-    local n = a * 65536 + (b or 0) * 256 + (c or 0)
-    local digits = 2 + (b and 1 or 0) + (c and 1 or 0)
-    for k = 1, digits do
-      local shift = 6 * (4 - k)
-      local v = math.floor(n / 2 ^ shift) % 64
-      out[#out + 1] = B64:sub(v + 1, v + 1)
-    end
-  end
-  return table.concat(out)
-end
+local b64 = require("spec.helpers.base64").url
 
 describe("core.http_head", function()
   -- The headers of a 200 head with these header lines.

@@ -5,6 +5,7 @@
 -- same checks. nginx runs the same LuaJIT whatever runs busted, so the
 -- cosocket half runs once, with the Lua 5.4 suite.
 local openai = require("openai")
+local hostile = require("spec.helpers.hostile")
 local mock = require("spec.helpers.mock")
 local nginx = require("spec.helpers.nginx")
 local tls = require("spec.helpers.tls")
@@ -12,7 +13,7 @@ local util = require("spec.helpers.util")
 local run = require("spec.contract.run")
 
 local KEY = "sk-test-contract-0123456789"
-local FILES = { "retrieve", "resources", "streams", "errors", "retries", "input", "tls" }
+local FILES = { "retrieve", "resources", "streams", "errors", "retries", "input", "tls", "hostile" }
 
 local helpers = {
   KEY = KEY,
@@ -41,13 +42,15 @@ local missing = nginx.missing() or tls.missing()
 local cosockets_here = _VERSION == "Lua 5.4" and type(jit) ~= "table"
 
 describe("the transport contract", function()
-  local server, front, untrusted, dir, web
+  local server, raw_server, front, untrusted, dir, web
   local env = { api_key = KEY }
 
   setup(function()
     server = mock.start { api_key = KEY }
     env.base_url = server.base_url
     env.closed_url = ("http://127.0.0.1:%d/v1"):format(mock.free_port())
+    raw_server = hostile.start { dir = false }
+    env.hostile_url = raw_server.base_url
     if missing then return end
     dir = tls.tempdir()
     local good, other = tls.certificate(dir, "server"), tls.certificate(dir, "other")
@@ -69,6 +72,7 @@ describe("the transport contract", function()
     if front then front:stop() end
     if untrusted then untrusted:stop() end
     if dir then tls.remove(dir) end
+    raw_server:stop()
     server:stop()
   end)
 

@@ -81,24 +81,7 @@ local function pattern(n)
   return table.concat(t)
 end
 
-local B64 = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/"
-
-local function b64encode(data)
-  local out = {}
-  for i = 1, #data, 3 do
-    local a, b, c = data:byte(i, i + 2)
-    local n = (a << 16) | ((b or 0) << 8) | (c or 0)
-    local quad = {}
-    for k = 1, 4 do
-      local v = (n >> (6 * (4 - k))) & 63
-      quad[k] = B64:sub(v + 1, v + 1)
-    end
-    if not b then quad[3] = "=" end
-    if not c then quad[4] = "=" end
-    out[#out + 1] = table.concat(quad)
-  end
-  return table.concat(out)
-end
+local b64encode = require("spec.helpers.base64").standard
 
 local function rss_kb(pid)
   return tonumber(process.read_file("/proc/" .. pid .. "/status"):match("VmRSS:%s*(%d+) kB"))
