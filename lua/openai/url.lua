@@ -38,8 +38,10 @@ local function scalar_text(value)
   if kind == "number" then
     if compat.is_integer(value) then return ("%d"):format(value) end
     if value == math.floor(value) and value > -2^53 and value < 2^53 then return ("%d"):format(value) end
-    -- Other floats as JSON writes them: the shortest text that reads back
-    -- the same (NaN and infinities raise there).
+    -- NaN and infinities as C writes them, as the official SDKs send
+    -- theirs rather than refuse; other floats as JSON writes them: the
+    -- shortest text that reads back the same.
+    if value ~= value or value == math.huge or value == -math.huge then return ("%.17g"):format(value) end
     return core.json_encode(value)
   end
   -- A boxed 64-bit integer (5.1, 5.2, LuaJIT) as its digits, as 5.3+ writes
