@@ -5,6 +5,7 @@
 -- same checks. nginx runs the same LuaJIT whatever runs busted, so the
 -- cosocket half runs once, with the Lua 5.4 suite.
 local openai = require("openai")
+local process = require("spec.helpers.process")
 local hostile = require("spec.helpers.hostile")
 local mock = require("spec.helpers.mock")
 local nginx = require("spec.helpers.nginx")
@@ -39,7 +40,9 @@ local function query_string(params)
 end
 
 local missing = nginx.missing() or tls.missing()
-local cosockets_here = _VERSION == "Lua 5.4" and type(jit) ~= "table"
+-- Not under a sanitizer or valgrind either: they instrument this process,
+-- not nginx.
+local cosockets_here = _VERSION == "Lua 5.4" and type(jit) ~= "table" and not process.instrumented()
 
 describe("the transport contract", function()
   local server, raw_server, front, untrusted, dir, web

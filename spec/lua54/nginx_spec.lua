@@ -12,7 +12,10 @@ local util = require("spec.helpers.util")
 local KEY = "sk-test-nginx-0123456789"
 local FIELDS = require("spec.helpers.golden").FIELDS
 
+-- Under a sanitizer or valgrind, which instrument this process and not
+-- nginx, these specs would only take time.
 local missing = nginx.missing()
+  or process.instrumented() and "nginx specs do not run under a sanitizer or valgrind"
 
 describe("nginx", function()
   if missing then
