@@ -9,7 +9,8 @@
 --   local n = nginx.start { workers = 2, init = "lua code", locations = { ["/path"] = "lua code" },
 --                           init_worker = function(prefix) return "lua code" end,
 --                           http = { "directive;", ... },
---                           env = { NAME = "value" } }   -- set for nginx, kept for its workers
+--                           env = { NAME = "value" },    -- set for nginx, kept for its workers
+--                           main = { "directive;", ... } } -- in the main context
 --   n.url, n.pid, n.prefix; n.prefix .. "/reports" is writable by the workers
 --   n:get("/path")                        -- status, body (5 s bound per request)
 --   n:log()                               -- error.log's text
@@ -64,6 +65,7 @@ local function config(prefix, port, opts)
   for name in pairs(opts.env or {}) do names[#names + 1] = name end
   table.sort(names)
   for _, name in ipairs(names) do add("env " .. name .. ";") end
+  for _, directive in ipairs(opts.main or {}) do add(directive) end
   add("daemon off;")
   add("master_process on;")
   add("worker_processes " .. (opts.workers or 1) .. ";")

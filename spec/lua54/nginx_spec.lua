@@ -237,6 +237,23 @@ describe("nginx", function()
     assert.are.same({}, n:problems(), n:log())
   end)
 
+  it("a function run by ngx.run_worker_thread calls over libcurl, blocking only its thread", function()
+    local n = nginx.start {
+      main = { "thread_pool openai_spec threads=2;" },
+      locations = { ["/thread"] = ([=[
+        local ok, text = ngx.run_worker_thread("openai_spec", "spec.nginx.app", "in_thread", %q, %q)
+        ngx.print(ok and text or ("failed: " .. tostring(text)))
+      ]=]):format(server.base_url, KEY) },
+    }
+    finally(function() n:remove() end)
+    local status, body = n:get("/thread")
+    n:stop()
+    assert.are.same({ 200, FIELDS }, { status, body })
+    assert.are.same({}, n:problems(), n:log())
+    -- libcurl asks for compressed bodies; cosockets do not
+    assert.is_not_nil(server:header(server:requests()[1], "accept-encoding"))
+  end)
+
   it("examples/openresty/app.lua answers a plain call and relays a stream as server-sent events", function()
     local n = nginx.start {
       env = { OPENAI_API_KEY = KEY, OPENAI_BASE_URL = server.base_url, OPENAI_MODEL = "gpt-4o-mini" },

@@ -44,6 +44,13 @@ end
 -- The call's fields, as text (for light threads).
 app.retrieve_text = retrieve
 
+-- Run by ngx.run_worker_thread in a Lua VM of its own: a client made
+-- there, with the automatic transport, and one call.
+function app.in_thread(base_url, api_key)
+  local thread_client = openai.new { api_key = api_key, base_url = base_url, max_retries = 0, timeout = 5 }
+  return describe(thread_client.chat.completions.retrieve("chatcmpl-abc123"))
+end
+
 -- A content handler: the call's fields, then the runtime and the worker.
 function app.retrieve()
   ngx.print(retrieve())
