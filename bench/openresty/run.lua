@@ -82,7 +82,10 @@ local function start(name, cpu, parts, files)
       cpu, q(dir .. "/"), q(dir .. "/error.log"), q(dir .. "/nginx.conf"), q(dir .. "/stdout.log"))))
     local server = { name = name, dir = dir, pid = pid, url = "http://127.0.0.1:" .. port }
     servers[#servers + 1] = server
-    if process.wait_ready(pid, 10, function() return mock.accepts(port) end) then
+    -- nginx listens before it writes its pid file: wait for both.
+    if process.wait_ready(pid, 10, function()
+      return mock.accepts(port) and (process.read_file(dir .. "/nginx.pid") or ""):match("%d+") ~= nil
+    end) then
       -- Stopped by this PID: it must be the nginx that answers.
       local written = tonumber((process.read_file(dir .. "/nginx.pid") or ""):match("%d+"))
       if written ~= pid then error(("%s's pid file says %s, not the PID started, %d"):format(name, written, pid)) end

@@ -129,7 +129,11 @@ function M.start(opts)
   }, " ")
   local pid = assert(process.spawn(command), "could not start nginx")
   local self = setmetatable({ pid = pid, port = port, prefix = prefix, url = "http://127.0.0.1:" .. port }, Nginx)
-  if not process.wait_ready(pid, START_TIMEOUT, function() return accepts(port) end) then
+  -- nginx listens before it writes its pid file: wait for both.
+  local function pid_written()
+    return (process.read_file(prefix .. "/nginx.pid") or ""):match("%d+") ~= nil
+  end
+  if not process.wait_ready(pid, START_TIMEOUT, function() return accepts(port) and pid_written() end) then
     local why = (process.read_file(prefix .. "/stdout.log") or "") .. (self:log() or "")
     self:stop()
     error("nginx did not start: " .. why, 2)
