@@ -75,6 +75,7 @@ local function start(name, cpu, parts, files)
     process.write_file(dir .. "/www/" .. path, content)
   end
   for _ = 1, 3 do
+    os.remove(dir .. "/nginx.pid") -- a killed attempt's
     local port = mock.free_port()
     process.write_file(dir .. "/nginx.conf", config(dir, port, parts))
     -- taskset execs nginx: the PID spawned is nginx's.
