@@ -42,8 +42,22 @@ static uint32_t epoll_events(int what) {
   return (what & CURL_POLL_IN ? EPOLLIN : 0u) | (what & CURL_POLL_OUT ? EPOLLOUT : 0u);
 }
 
+static void set_remove(struct loop *l, struct watched_socket *w) {
+  if (w->in_set) {
+    struct epoll_event ev; /* ignored, but kernels before 2.6.9 wanted one */
+    (void)epoll_ctl(l->epfd, EPOLL_CTL_DEL, w->fd, &ev);
+    w->in_set = 0;
+  }
+}
+
 static void set_add(struct loop *l, struct watched_socket *w) {
   struct epoll_event ev;
+  /* Nothing wanted now (a paused transfer): out of the set, or a hang-up
+   * there would be reported again and again with nobody to act on it. */
+  if (epoll_events(w->what) == 0) {
+    set_remove(l, w);
+    return;
+  }
   memset(&ev, 0, sizeof ev);
   ev.events = epoll_events(w->what);
   ev.data.fd = w->fd; /* not the record: an earlier event's action may free it */
@@ -52,14 +66,6 @@ static void set_add(struct loop *l, struct watched_socket *w) {
        * number) or hold it already: the other operation then */
       epoll_ctl(l->epfd, w->in_set ? EPOLL_CTL_ADD : EPOLL_CTL_MOD, w->fd, &ev) == 0)
     w->in_set = 1;
-}
-
-static void set_remove(struct loop *l, struct watched_socket *w) {
-  if (w->in_set) {
-    struct epoll_event ev; /* ignored, but kernels before 2.6.9 wanted one */
-    (void)epoll_ctl(l->epfd, EPOLL_CTL_DEL, w->fd, &ev);
-    w->in_set = 0;
-  }
 }
 
 /* Takes c off l's list; its sockets leave the set only when use_set (not
@@ -209,6 +215,7 @@ static size_t collect(struct connection *c) {
     }
   }
   for (w = c->sockets; w != NULL && n < c->pollfds_cap; w = w->next) {
+    if (w->what == CURL_POLL_NONE) continue; /* as for the epoll set */
     c->pollfds[n].fd = w->fd;
     c->pollfds[n].events = (short)((w->what & CURL_POLL_IN ? POLLIN : 0) | (w->what & CURL_POLL_OUT ? POLLOUT : 0));
     c->pollfds[n].revents = 0;
