@@ -27,7 +27,7 @@ describe("tasks making calls", function()
       for i = 1, 16 do started[i] = tasks.spawn(client.chat.completions.retrieve, "chatcmpl-abc123") end
       local out = {}
       for i = 1, 16 do out[i] = golden.fields(openai, started[i]:result()) end
-      return table.unpack and table.unpack(out) or unpack(out)
+      return (table.unpack or unpack)(out, 1, 16)
     end) }
     assert.are.equal(16, #texts)
     for i = 1, 16 do assert.are.equal(golden.FIELDS, texts[i]) end
@@ -64,12 +64,13 @@ describe("tasks making calls", function()
   end)
 
   it("a retry waits on a timer: the other tasks go on meanwhile", function()
-    server:script { { status = 500, headers = { ["retry-after-ms"] = "200" }, json = { error = { message = "boom" } } } }
+    server:script { { match = { path = "/v1/chat/completions/chatcmpl-emoji123" }, status = 500,
+                      headers = { ["retry-after-ms"] = "200" }, json = { error = { message = "boom" } } } }
     local retrying = openai.new { api_key = KEY, base_url = server.base_url, max_retries = 1 }
     local order = {}
     tasks.run(function()
       local t1 = tasks.spawn(function()
-        assert(retrying.chat.completions.retrieve("chatcmpl-abc123"))
+        assert(retrying.chat.completions.retrieve("chatcmpl-emoji123"))
         order[#order + 1] = "retried"
       end)
       local t2 = tasks.spawn(function()
