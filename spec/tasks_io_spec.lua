@@ -110,4 +110,34 @@ describe("tasks making calls", function()
     while tasks.poll(1) > 0 do end
     assert.is_true(t:done())
   end)
+
+  local puc51 = _VERSION == "Lua 5.1" and type(jit) ~= "table"
+  it("on Lua 5.1, a task waiting inside a for-loop iterator fails saying why" .. (puc51 and "" or " (5.1 only)"), function()
+    if not puc51 then return end
+    local t = tasks.spawn(function()
+      local stream = assert(client.chat.completions.create { model = "m", messages = { { role = "user", content = "x" } }, stream = true })
+      for _ in stream do end
+    end)
+    while tasks.poll(1) > 0 do end
+    local ok, err = pcall(t.result, t)
+    assert.is_false(ok)
+    assert.matches("^openai: a task waited inside pcall, a metamethod or a for%-loop iterator", err)
+  end)
+
+  it("pages are walked inside a task", function()
+    local ids = tasks.run(function()
+      for n = 1, 3 do
+        assert(client.chat.completions.create { model = "m", store = true, messages = { { role = "user", content = "p" .. n } } })
+      end
+      local page = assert(client.chat.completions.list { limit = 2 })
+      local seen = {}
+      while page do
+        for _, item in ipairs(page.data) do seen[#seen + 1] = item.id end
+        page = page:has_next_page() and assert(page:next_page()) or nil
+      end
+      return seen
+    end)
+    -- the fixtures the mock stores, and the three made here
+    assert.is_true(#ids >= 3)
+  end)
 end)
