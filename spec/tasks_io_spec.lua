@@ -114,6 +114,8 @@ describe("tasks making calls", function()
   local puc51 = _VERSION == "Lua 5.1" and type(jit) ~= "table"
   it("on Lua 5.1, a task waiting inside a for-loop iterator fails saying why" .. (puc51 and "" or " (5.1 only)"), function()
     if not puc51 then return end
+    server:script { { status = 200, headers = { ["content-type"] = "text/event-stream" }, sse_end = "finish",
+                      sse = { 'data: {"choices":[]}\n\n', { data = "data: [DONE]\n\n", delay_ms = 100 } } } }
     local t = tasks.spawn(function()
       local stream = assert(client.chat.completions.create { model = "m", messages = { { role = "user", content = "x" } }, stream = true })
       for _ in stream do end
