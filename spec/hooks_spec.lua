@@ -50,17 +50,20 @@ describe("hooks during a wait", function()
       return conn:start("GET", server.base_url .. "/chat/completions/chatcmpl-abc123",
         { "Authorization: Bearer " .. KEY }, nil, 5)
     end
+    local function drive(p)
+      local loop = core.loop()
+      for _ = 1, 100 do
+        if p:done() then return end
+        loop:poll(1)
+      end
+    end
 
     it("a hook that returns lets the poll go on", function()
       server:script { SLOW }
       local conn, ran = core.connection(), 0
       local p = start(conn)
       hooks.arm(0.1, function() ran = ran + 1 end)
-      local loop = core.loop()
-      for _ = 1, 100 do
-        if p:done() then break end
-        loop:poll(1)
-      end
+      drive(p)
       assert.are.equal(1, ran)
       local status, _, body = p:result()
       assert.are.equal(200, status)
@@ -77,10 +80,7 @@ describe("hooks during a wait", function()
       assert.has_error(function()
         for _ = 1, 100 do loop:poll(1) end
       end, "stop here")
-      for _ = 1, 100 do
-        if p:done() then break end
-        loop:poll(1)
-      end
+      drive(p)
       assert.are.equal(200, (p:result()))
       conn:close()
     end)
