@@ -111,6 +111,41 @@ describe("fork", function()
     assert.are.same({ 1, 1, 2 }, seen)
   end)
 
+  it("a child forsakes the parent's pendings and Loop set; each finishes its own requests", function()
+    local core = require("openai.core")
+    local url = server.base_url .. "/chat/completions/chatcmpl-abc123"
+    local auth = { "Authorization: Bearer " .. KEY }
+    local conn, loop = core.connection(), core.loop()
+    local function drive(p)
+      for _ = 1, 200 do
+        if p:done() then return end
+        loop:poll(0.05)
+      end
+    end
+    server:script { { delay_ms = 300, passthrough = true } }
+    local p = conn:start("GET", url, auth, nil, 5)
+    for _ = 1, 200 do
+      if #server:requests() >= 1 then break end
+      loop:poll(0.02)
+    end
+    local how, status, report = in_child(function()
+      local theirs = { p:result() }
+      local q = conn:start("GET", url, auth, nil, 3)
+      drive(q)
+      local mine, _, body = q:result()
+      return table.concat({ tostring(theirs[1]), theirs[2], theirs[3], tostring(mine), body and body.id or "?" }, "\n")
+    end)
+    assert.are.same({ "exited", 0 }, { how, status }, report)
+    assert.are.equal(table.concat({ "nil", "connection", "the request was started by another process, before a fork: "
+      .. "only that process can take its result", "200", "chatcmpl-abc123" }, "\n"), report)
+    -- the parent's socket is still in its set: the response wakes its poll
+    drive(p)
+    local mine, _, body = p:result()
+    assert.are.same({ 200, "chatcmpl-abc123" }, { mine, body.id })
+    assert.are.same({ 1, 2 }, connections(server))
+    conn:close()
+  end)
+
   it("a stream the parent opened fails cleanly in the child and reads whole in the parent", function()
     local function event(text)
       return "data: " .. openai.json.encode {

@@ -44,6 +44,60 @@ describe("hooks during a wait", function()
     assert.are.equal(1, ran)
   end)
 
+  describe("in loop:poll", function()
+    local core = require("openai.core")
+    local function start(conn)
+      return conn:start("GET", server.base_url .. "/chat/completions/chatcmpl-abc123",
+        { "Authorization: Bearer " .. KEY }, nil, 5)
+    end
+    local function drive(p)
+      local loop = core.loop()
+      for _ = 1, 100 do
+        if p:done() then return end
+        loop:poll(1)
+      end
+    end
+
+    it("a hook that returns lets the poll go on", function()
+      server:script { SLOW }
+      local conn, ran = core.connection(), 0
+      local p = start(conn)
+      hooks.arm(0.1, function() ran = ran + 1 end)
+      drive(p)
+      assert.are.equal(1, ran)
+      local status, _, body = p:result()
+      assert.are.equal(200, status)
+      assert.is_true(util.same(golden, body))
+      conn:close()
+    end)
+
+    it("a hook that raises ends the poll with its error; the pending goes on", function()
+      server:script { SLOW }
+      local conn = core.connection()
+      local p = start(conn)
+      hooks.arm(0.1, function() error("stop here", 0) end)
+      local loop = core.loop()
+      assert.has_error(function()
+        for _ = 1, 100 do loop:poll(1) end
+      end, "stop here")
+      drive(p)
+      assert.are.equal(200, (p:result()))
+      conn:close()
+    end)
+
+    it("a hook that closes the connection ends its pendings as closed", function()
+      server:script { SLOW }
+      local conn = core.connection()
+      local p = start(conn)
+      hooks.arm(0.1, function() conn:close() end)
+      local loop = core.loop()
+      for _ = 1, 100 do
+        if loop:poll(1) == 0 then break end
+      end
+      assert.are.same({ nil, "closed", "the client was closed" }, { p:result() })
+    end)
+  end)
+
   it("a hook that closes the client ends a waiting request with an abort", function()
     server:script { SLOW }
     hooks.arm(0.1, function() client:close() end)

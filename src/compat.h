@@ -71,6 +71,8 @@ void openai_register_class(lua_State *L, const char *name, const luaL_Reg *metam
 #define OPENAI_ARRAY_MT      "openai.array_mt"
 #define OPENAI_CONNECTION_MT "openai.Connection"
 #define OPENAI_STREAM_MT     "openai.Stream"
+#define OPENAI_PENDING_MT    "openai.Pending"
+#define OPENAI_LOOP_MT       "openai.Loop"
 #define OPENAI_INT64_MT      "openai.int64"
 
 /* JSON null is a light userdata NULL: equal to cjson.null and ngx.null. */

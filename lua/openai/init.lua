@@ -7,6 +7,7 @@ local compat = require("openai.compat")
 if compat.int64_make then core.int64_functions(compat.int64_make, compat.int64_cdata_digits) end
 local errors = require("openai.errors")
 local resources = require("openai.resources")
+local tasks = require("openai.tasks")
 
 local openai = {
   VERSION = client_core.VERSION,
@@ -18,6 +19,17 @@ local openai = {
     decode = core.json_decode,
   },
 }
+
+-- Many calls at once from one thread (see openai.tasks): spawn(fn, ...)
+-- starts a task whose calls wait by yielding; poll(timeout) drives them;
+-- run(fn, ...) spawns fn and polls until it ends. pollfd(), events() and
+-- timeout() are cqueues' pollable protocol, for external event loops.
+openai.spawn = tasks.spawn
+openai.poll = tasks.poll
+openai.run = tasks.run
+openai.pollfd = function() return tasks.pollfd() end
+openai.timeout = function() return tasks.timeout() end
+openai.events = function() return "r" end
 
 -- An empty (or given) table that encodes as a JSON array.
 function openai.array(tbl)

@@ -78,33 +78,34 @@ void connection_remove_stream(struct connection *c, struct stream *s) {
   s->next = NULL;
 }
 
+void connection_add_pending(struct connection *c, struct pending *p) {
+  p->next = c->pendings;
+  c->pendings = p;
+}
+
+void connection_remove_pending(struct connection *c, struct pending *p) {
+  struct pending **link;
+  for (link = &c->pendings; *link != NULL; link = &(*link)->next) {
+    if (*link == p) {
+      *link = p->next;
+      break;
+    }
+  }
+  p->next = NULL;
+}
+
+/* Takes the first pending off the list, or NULL. */
+static struct pending *pop_pending(struct connection *c) {
+  struct pending *p = c->pendings;
+  if (p != NULL) connection_remove_pending(c, p);
+  return p;
+}
+
 /* Takes the first stream off the list, or NULL. */
 static struct stream *pop_stream(struct connection *c) {
   struct stream *s = c->streams;
   if (s != NULL) connection_remove_stream(c, s);
   return s;
-}
-
-/* ---- the multi handle ---- */
-
-void connection_drive(struct connection *c) {
-  int running = 0, queued = 0;
-  CURLMsg *msg;
-  (void)curl_multi_perform(c->multi, &running);
-  while ((msg = curl_multi_info_read(c->multi, &queued)) != NULL) {
-    if (msg->msg == CURLMSG_DONE) {
-      char *owner = NULL;
-      CURL *easy = msg->easy_handle;
-      CURLcode result = msg->data.result; /* msg is invalid once removed */
-      curl_easy_getinfo(easy, CURLINFO_PRIVATE, &owner);
-      if (owner != NULL) {
-        struct transfer *t = (struct transfer *)(void *)owner;
-        t->result = result;
-        t->done = 1;
-        transfer_stop(t);
-      }
-    }
-  }
 }
 
 /* ---- processes (rule 7) ---- */
@@ -114,8 +115,11 @@ void connection_drive(struct connection *c) {
  * of the parent's sockets is read, written or shut down from here. */
 static void forsake_inherited(struct connection *c) {
   struct stream *s;
+  struct pending *p;
   forsaken_keep(c->multi);
+  connection_forget_sockets(c); /* no epoll_ctl: the set is the parent's too */
   while ((s = pop_stream(c)) != NULL) stream_forsake(s);
+  while ((p = pop_pending(c)) != NULL) pending_forsake(p);
   if (c->request.easy != NULL && c->request.active) {
     /* A request cut short left it in the inherited multi handle, on one of
      * the parent's connections: keep only its settings. */
@@ -142,24 +146,29 @@ const char *connection_claim(struct connection *c) {
     connection_release(c);
     return "cannot initialise libcurl";
   }
+  connection_watch(c);
   return NULL;
 }
 
 void connection_release(struct connection *c) {
   struct stream *s;
+  struct pending *p;
   if (c->hooks_running > 0) { /* a waiting frame closes it when the hook returns */
     c->close_pending = 1;
     return;
   }
   c->close_pending = 0;
   if (c->multi != NULL && c->pid != getpid()) forsake_inherited(c); /* rule 7 */
+  connection_leave_loop(c); /* before libcurl closes the sockets */
   while ((s = pop_stream(c)) != NULL) stream_abort(s);
+  while ((p = pop_pending(c)) != NULL) pending_abort(p);
   c->headers_from = NULL; /* before the list goes (rule 6) */
   transfer_release(&c->request);
   if (c->multi != NULL) {
     curl_multi_cleanup(c->multi);
     c->multi = NULL;
   }
+  connection_forget_sockets(c); /* what the cleanup did not report removed */
 }
 
 /* ---- the Connection userdata ---- */
@@ -304,10 +313,12 @@ static int connection_new(lua_State *L) {
   c->request.easy = curl_easy_init();
   c->multi = curl_multi_init();
   c->pid = getpid();
+  c->timer_at = -1;
   if (c->request.easy == NULL || c->multi == NULL) {
     connection_release(c);
     return luaL_error(L, "cannot initialise libcurl");
   }
+  connection_watch(c);
   transfer_set_defaults(c->request.easy);
   transfer_set_pointers(&c->request);
   if (has_opts) {

@@ -9,6 +9,8 @@
 #include <pthread.h>
 
 #include "connection.h"
+#include "loop.h"
+#include "pending.h"
 #include "stream.h"
 
 static pthread_once_t global_once = PTHREAD_ONCE_INIT;
@@ -25,8 +27,12 @@ int openai_http_global_init(void) {
 void openai_http_open(lua_State *L) {
   static const luaL_Reg connection_more[] = {
     {"stream", openai_stream_open},
+    {"stream_start", openai_stream_start},
+    {"start", openai_pending_start},
     {NULL, NULL}
   };
   openai_connection_register(L, connection_more);
   openai_stream_register(L);
+  openai_pending_register(L);
+  openai_loop_register(L);
 }

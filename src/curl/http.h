@@ -6,8 +6,9 @@
 
 #include "compat.h"
 
-/* Registers the Connection and Stream metatables and puts `connection` and
- * `valid_proxy` into the module table at the top of the stack. */
+/* Registers the Connection, Stream, Pending and Loop metatables and puts
+ * `connection`, `valid_proxy` and `loop` into the module table at the top
+ * of the stack. */
 void openai_http_open(lua_State *L);
 
 /* Global libcurl initialisation, done once per process, thread-safely.

@@ -146,6 +146,7 @@ static int push_event(lua_State *L, struct stream *s) {
   struct event *e;
   if (!lua_checkstack(L, 4)) return luaL_error(L, "stack overflow");
   e = event_queue_pop(&s->events);
+  s->idle_since = openai_monotonic(); /* the silence counts from here too */
   resume_reading(s);
   return sse_push_event(L, e, 0);
 }
@@ -184,24 +185,42 @@ static enum readiness event_ready(struct transfer *t) {
   return t->done || stream_of(t)->events.head != NULL || t->too_large || t->out_of_memory ? READY : unless_paused(t);
 }
 
-/* conn:stream(method, url, headers, body|nil, timeout_seconds)
- *   -> status, headers, Stream          (2xx: the body is read with read())
- *   -> status, headers, body[, err]     (other statuses: the whole body)
- *   -> nil, kind, message               (no response; kinds as conn:request)
- * The timeout bounds the wait for the headers, then each read's silence. */
-int openai_stream_open(lua_State *L) {
+static int is_2xx(const struct transfer *t) {
+  return t->status >= 200 && t->status < 300;
+}
+
+double stream_deadline(const struct stream *s) {
+  const struct transfer *t = &s->transfer;
+  double from;
+  if (!s->nonblocking || t->easy == NULL || t->done || s->paused || s->events.head != NULL || t->timeout <= 0)
+    return -1;
+  if (!t->headers_done || !is_2xx(t)) return s->started + t->timeout;
+  from = t->last_activity > s->idle_since ? t->last_activity : s->idle_since;
+  return from + t->timeout;
+}
+
+void stream_check_deadline(struct stream *s, double now) {
+  double at = stream_deadline(s);
+  struct transfer *t = &s->transfer;
+  if (at >= 0 && now >= at) transfer_fail_timeout(t, t->headers_done && is_2xx(t) ? "data" : "response");
+}
+
+/* Makes the Stream (left at the top of the stack, at *at) and starts its
+ * transfer; nonblocking puts its connection in the Lua state's Loop first.
+ * Returns NULL with nil, "closed", message pushed when the client is
+ * closed. */
+static struct stream *start_stream(lua_State *L, int nonblocking, int *at) {
   struct connection *c = luaL_checkudata(L, 1, OPENAI_CONNECTION_MT);
+  struct loop *l = NULL;
   struct stream *s;
   struct transfer *t;
   int stream_index;
-  double started;
-  enum wait_result waited;
-  struct outcome o;
   const char *why;
   /* Finalizers may close the client at any allocation (the accounting, the
-   * new userdata): the call then ends as aborted. */
+   * Loop, the new userdata): the call then ends as aborted. */
   if (c->multi != NULL) connection_account(L, c);
   lua_settop(L, 6);
+  if (nonblocking) l = loop_push(L);
   s = lua_newuserdatauv(L, sizeof *s, 2);
   t = &s->transfer;
   stream_index = lua_gettop(L);
@@ -209,40 +228,137 @@ int openai_stream_open(lua_State *L) {
   luaL_setmetatable(L, OPENAI_STREAM_MT);
   lua_pushvalue(L, 1);
   lua_setiuservalue(L, stream_index, CONNECTION_SLOT); /* the connection outlives the stream */
-  if (c->multi == NULL) return outcome_push_closed(L, "client");
-  if ((why = connection_claim(c)) != NULL) return luaL_error(L, "%s", why);
-  if (!transfer_init_from(t, c)) return luaL_error(L, "cannot initialise libcurl");
+  if (c->multi == NULL) {
+    outcome_push_closed(L, "client");
+    return NULL;
+  }
+  if ((why = connection_claim(c)) != NULL) luaL_error(L, "%s", why);
+  if (nonblocking && !loop_join(l, c)) luaL_error(L, "the loop is closed");
+  if (!transfer_init_from(t, c)) luaL_error(L, "cannot initialise libcurl");
   connection_add_stream(c, s);
   /* libcurl's callbacks get the stream, which is its transfer's address */
   curl_easy_setopt(t->easy, CURLOPT_WRITEFUNCTION, on_stream_body);
   transfer_prepare(L, t, 2, 0);
   /* transfer_wait enforces a stream's timeout: until the headers, then as
-   * a limit on silence. libcurl's own limit would cut long streams. */
+   * a limit on silence (stream_deadline when nobody waits). libcurl's own
+   * limit would cut long streams. */
   curl_easy_setopt(t->easy, CURLOPT_TIMEOUT_MS, 0L);
   sse_init(&s->sse, t->max_response_bytes);
   update_footprint(s);
   lua_pushvalue(L, 5);
   lua_setiuservalue(L, stream_index, BODY_SLOT); /* rule 2: for the stream's life */
-  if (!transfer_start(t)) return luaL_error(L, "cannot start the transfer");
-  started = openai_monotonic();
+  if (!transfer_start(t)) luaL_error(L, "cannot start the transfer");
+  s->nonblocking = nonblocking;
+  s->started = s->idle_since = openai_monotonic();
+  *at = stream_index;
+  return s;
+}
 
-  waited = transfer_wait(L, t, headers_ready, started, WAIT_FIXED, "response");
-  if (waited == WAIT_READY && t->headers_done && t->status >= 200 && t->status < 300) {
+/* What conn:stream returns once the wait for the head ended as `waited`,
+ * with the stream at index at: its head, or what ended it (rule 4). */
+static int deliver_head(lua_State *L, struct stream *s, int at, enum wait_result waited) {
+  struct transfer *t = &s->transfer;
+  struct outcome o;
+  s->head_taken = 1;
+  if (waited == WAIT_READY && t->headers_done && is_2xx(t)) {
     int n;
     take_outcome(&o, s); /* the head only: the body goes to the SSE decoder */
     n = outcome_push(L, &o, OUTCOME_HEAD, 0, NULL);
-    lua_pushvalue(L, stream_index);
+    lua_pushvalue(L, at);
     return n + 1;
   }
-  if (waited == WAIT_READY && t->headers_done)
-    waited = transfer_wait(L, t, finished, started, WAIT_FIXED, "response");
   if (waited != WAIT_HOOK_ERROR && waited != WAIT_CLOSED) take_outcome(&o, s);
-  close_now(L, s, stream_index);
+  close_now(L, s, at);
   if (waited == WAIT_HOOK_ERROR) return lua_error(L);
   if (waited == WAIT_CLOSED) return outcome_push_closed(L, "client");
   /* an error status: the Lua layer decides */
   return outcome_push(L, &o, o.headers_done && o.result == CURLE_OK && !o.out_of_memory && !o.too_large
                                  ? OUTCOME_RESPONSE : OUTCOME_FAILURE, 1, NULL);
+}
+
+/* conn:stream(method, url, headers, body|nil, timeout_seconds)
+ *   -> status, headers, Stream          (2xx: the body is read with read())
+ *   -> status, headers, body[, err]     (other statuses: the whole body)
+ *   -> nil, kind, message               (no response; kinds as conn:request)
+ * The timeout bounds the wait for the headers, then each read's silence. */
+int openai_stream_open(lua_State *L) {
+  int at;
+  struct stream *s = start_stream(L, 0, &at);
+  struct transfer *t;
+  enum wait_result waited;
+  if (s == NULL) return 3;
+  t = &s->transfer;
+  waited = transfer_wait(L, t, headers_ready, s->started, WAIT_FIXED, "response");
+  if (waited == WAIT_READY && t->headers_done && !is_2xx(t))
+    waited = transfer_wait(L, t, finished, s->started, WAIT_FIXED, "response");
+  return deliver_head(L, s, at, waited);
+}
+
+/* conn:stream_start(method, url, headers, body|nil, timeout_seconds)
+ *   -> Stream                           at once; head() takes its head
+ *   -> nil, "closed", message           the client is closed
+ * The Lua state's Loop drives it. The timeout bounds the time to the head
+ * (and to a whole non-2xx body) from the start, then each silence while
+ * no event waits unread, whether or not a call waits meanwhile. */
+int openai_stream_start(lua_State *L) {
+  int at;
+  if (start_stream(L, 1, &at) == NULL) return 3;
+  lua_settop(L, at);
+  return 1;
+}
+
+static void push_forked(lua_State *L) {
+  lua_pushnil(L);
+  lua_pushliteral(L, "connection");
+  lua_pushliteral(L, "the stream was opened by another process, before a fork: only that process can read it");
+}
+
+/* Claims s's connection for this process (rule 7 of transfer.h): a stream
+ * of the parent is forsaken here, whether or not the connection gets its
+ * new multi handle. */
+static void claim_stream(lua_State *L, struct stream *s) {
+  if (s->transfer.conn != NULL) {
+    const char *why = connection_claim(s->transfer.conn);
+    if (why != NULL && !s->forked) luaL_error(L, "%s", why);
+  }
+}
+
+/* Whether stream:head() can answer: the head of a 2xx, or the end. */
+static int head_ready(const struct transfer *t) {
+  return t->done || (t->headers_done && is_2xx(t));
+}
+
+/* stream:head()  (a stream from stream_start)
+ *   -> nil, "pending"                   the head has not arrived yet
+ *   -> what conn:stream returns         once: status, headers, the stream
+ *                                       itself for a 2xx; status, headers,
+ *                                       body[, err] for another status
+ *                                       (the stream is then closed); or
+ *                                       nil, kind, message
+ * Looks at the network once, without waiting. Raises once the head was
+ * taken (and for a stream from conn:stream, whose head was). */
+static int stream_head(lua_State *L) {
+  struct stream *s = check_stream(L, 1);
+  struct transfer *t = &s->transfer;
+  if (t->conn != NULL && t->conn->multi != NULL) connection_account(L, t->conn); /* may run finalizers */
+  claim_stream(L, s);
+  if (s->forked) {
+    push_forked(L);
+    return 3;
+  }
+  if (s->head_taken) return luaL_error(L, "the stream's head was already taken");
+  if (t->easy == NULL) return outcome_push_closed(L, "stream");
+  lua_settop(L, 1);
+  if (!head_ready(t)) {
+    connection_drive(t->conn);
+    stream_check_deadline(s, openai_monotonic());
+  }
+  if (!head_ready(t)) {
+    lua_pushnil(L);
+    lua_pushliteral(L, "pending");
+    return 2;
+  }
+  return deliver_head(L, s, 1, WAIT_READY);
 }
 
 /* stream:read([wait]) -> event|nil, data   one event (event is its "event" field)
@@ -259,18 +375,13 @@ static int stream_read(lua_State *L) {
   int driven = 0;
   double called = openai_monotonic();
   if (t->conn != NULL && t->conn->multi != NULL) connection_account(L, t->conn); /* may run finalizers */
-  /* A stream of the parent is forsaken here, whether or not the connection
-   * gets its new multi handle (rule 7 of transfer.h). */
-  if (t->conn != NULL) {
-    const char *why = connection_claim(t->conn);
-    if (why != NULL && !s->forked) return luaL_error(L, "%s", why);
-  }
+  claim_stream(L, s);
   if (s->forked) {
-    lua_pushnil(L);
-    lua_pushliteral(L, "connection");
-    lua_pushliteral(L, "the stream was opened by another process, before a fork: only that process can read it");
+    push_forked(L);
     return 3;
   }
+  if (!s->head_taken && t->easy != NULL)
+    return luaL_error(L, "the stream's head has not been taken: call head() first");
   if (t->busy) return luaL_error(L, "the stream is busy: a read of it is waiting (a read from a debug hook?)");
   lua_settop(L, 1);
   for (;;) {
@@ -302,6 +413,7 @@ static int stream_read(lua_State *L) {
       }
       resume_reading(s);
       connection_drive(t->conn);
+      stream_check_deadline(s, openai_monotonic());
       driven = 1;
       continue;
     }
@@ -314,6 +426,7 @@ static int stream_read(lua_State *L) {
 
 static const luaL_Reg stream_methods[] = {
   {"read", stream_read},
+  {"head", stream_head},
   {"close", stream_close},
   {NULL, NULL}
 };

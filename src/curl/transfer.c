@@ -249,7 +249,7 @@ int transfer_start(struct transfer *t) {
 
 /* ---- waiting ---- */
 
-static void fail_with_timeout(struct transfer *t, const char *what) {
+void transfer_fail_timeout(struct transfer *t, const char *what) {
   transfer_stop(t);
   t->done = 1;
   t->result = CURLE_OPERATION_TIMEDOUT;
@@ -275,24 +275,26 @@ enum wait_result transfer_wait(lua_State *L, struct transfer *t, enum readiness 
   enum wait_result result = WAIT_READY;
   interrupt_watch_start(L, &watch);
   t->busy = 1;
+  connection_drive(c);
   for (;;) {
     long slice = INTERRUPT_SLICE_MS;
-    enum readiness now;
-    connection_drive(c);
-    now = ready(t);
+    enum readiness now = ready(t);
     if (now == READY) break;
-    if (now == DRIVE_AGAIN) continue;
+    if (now == DRIVE_AGAIN) {
+      connection_drive(c);
+      continue;
+    }
     if (limit != WAIT_NO_LIMIT && t->timeout > 0) {
       double start = limit == WAIT_SILENCE && t->last_activity > since ? t->last_activity : since;
       double left = start + t->timeout - openai_monotonic();
       if (left <= 0) {
-        fail_with_timeout(t, what);
+        transfer_fail_timeout(t, what);
         result = WAIT_TIMEOUT;
         break;
       }
       if (left * 1000 < slice) slice = (long)(left * 1000) + 1;
     }
-    curl_multi_poll(c->multi, NULL, 0, (int)slice, NULL);
+    connection_drive_wait(c, slice);
     if (interrupt_pending(&watch)) {
       result = run_hook(&watch, t);
       if (result != WAIT_READY) break;

@@ -1,23 +1,42 @@
 /* Transfers, streams and connections: what transfer.c (libcurl easy
  * handles), outcome.c (results as Lua values), connection.c (the Connection
- * userdata) and stream.c (the Stream userdata) share.
+ * userdata), stream.c (the Stream userdata), pending.c (the Pending
+ * userdata) and loop.c (driving multi handles, the Loop userdata) share.
  *
  * A transfer is one libcurl easy handle with the buffers it fills. A stream
- * is a transfer whose 2xx body is decoded into queued events. A connection
+ * is a transfer whose 2xx body is decoded into queued events. A pending is
+ * a request started without waiting, on its own easy handle. A connection
  * is a client's multi handle (connection cache, keep-alive, TLS sessions)
- * with its own transfer for blocking requests and the list of its open
- * streams.
+ * with its own transfer for blocking requests and the lists of its open
+ * streams and pendings.
+ *
+ * Driving. Every multi handle is driven through libcurl's socket interface
+ * alone (curl_multi_socket_action), never curl_multi_perform: libcurl does
+ * not support mixing the two on one handle, and a handle that joins the
+ * Loop (a Lua state's epoll set) mid-life would otherwise hold transfers
+ * whose sockets it never reported. The socket callback keeps each
+ * connection's list of sockets with the events libcurl waits for (and, for
+ * a connection in the Loop, the epoll set in step); the timer callback keeps
+ * its next timeout. A blocking call waits with poll() on its connection's
+ * sockets alone; loop:poll() waits on the epoll set of every connection
+ * that joined. Both then act on what is ready and on expired timers of the
+ * connections they wait for, so either can make any transfer progress.
  *
  * Ownership: the rules every change here must keep.
  *
  * 1. Memory. The connection's transfer lives inside the Connection userdata,
- *    a stream (its transfer inside) is the Stream userdata; every buffer
- *    and header list hangs off a transfer and is freed by transfer_release,
- *    every queued event and decoder buffer hangs off a stream and is freed
- *    by stream_release, which releases its transfer too (close(), __gc,
+ *    a stream (its transfer inside) is the Stream userdata, a pending (its
+ *    transfer inside) the Pending userdata; every buffer and header list
+ *    hangs off a transfer and is freed by transfer_release, every queued
+ *    event and decoder buffer hangs off a stream and is freed by
+ *    stream_release, which releases its transfer too (close(), __gc,
  *    __close), or by the next request (which may keep the header list:
- *    rule 6). A Lua error raised while a request is prepared therefore
- *    leaks nothing.
+ *    rule 6). A pending's response stays in its transfer until result()
+ *    moves it out (rule 4) or its close() frees it. The records of a
+ *    connection's sockets hang off the connection and are freed when
+ *    libcurl reports the socket removed, or by connection_forget_sockets.
+ *    A Lua error raised while a request is prepared therefore leaks
+ *    nothing.
  * 2. Request bodies. libcurl reads the body from the Lua string the caller
  *    passed (CURLOPT_POSTFIELDS, no copy). The userdata that owns the
  *    transfer anchors that string in its user value BODY_SLOT from the
@@ -26,9 +45,11 @@
  *    uploading after create() has returned it).
  * 3. Callbacks. libcurl calls on_header, transfer_on_body (a request's
  *    body), on_stream_body (a stream's) and on_open_socket only from
- *    curl_multi_perform and curl_easy_pause, which only connection_drive
- *    and stream reads call. They touch C memory only: no Lua API call, so
- *    no Lua error can unwind libcurl's frames.
+ *    curl_multi_socket_action and curl_easy_pause, which only
+ *    connection_drive, loop:poll() and stream reads call; its socket and
+ *    timer callbacks (loop.c) also from curl_multi_add_handle,
+ *    curl_multi_remove_handle and curl_multi_cleanup. They touch C memory
+ *    only: no Lua API call, so no Lua error can unwind libcurl's frames.
  * 4. Lua code can run at any allocation. Any Lua API call that allocates may
  *    run a finalizer, and a finalizer may close this connection or stream, or
  *    make another request or read on it (which drives libcurl: buffers grow,
@@ -38,9 +59,13 @@
  *    the C frame that took them owns them, converts them inside one
  *    protected call, and frees them (or hands buffers back for reuse)
  *    whether or not that call failed.
- * 5. Waiting. Between starting a transfer and taking its outcome, no Lua
- *    code runs except a debug hook (Ctrl-C), run by interrupt_run in
- *    protected mode while the transfer is marked busy. Meanwhile a nested
+ * 5. Waiting. Between starting a transfer and taking its outcome in a
+ *    blocking call, no Lua code runs except a debug hook (Ctrl-C), run by
+ *    interrupt_run in protected mode while the transfer is marked busy. A
+ *    transfer started without waiting (a pending, a stream from
+ *    stream_start) is never busy: Lua code runs between the calls that
+ *    drive it, each of which checks its state again. loop:poll() runs a
+ *    hook with no transfer busy and holds no pointer across it. Meanwhile a nested
  *    request or read on that busy transfer is an error, and close() of it or
  *    of its connection is deferred: the waiting frame performs it when the
  *    hook returns. Finalizers and hooks may run at the other points where
@@ -61,19 +86,27 @@
  *    its list once and keeps no table.
  * 7. Processes. A connection's multi handle, with its pooled sockets and
  *    their TLS state, and the easy handles of its streams belong to the
- *    process that made the multi handle (`pid`). A child made by fork()
+ *    process that made the multi handle (`pid`), and so do the easy
+ *    handles of its pendings and the Loop's epoll set (the child's copy of
+ *    that descriptor names the parent's epoll instance: a change made
+ *    through it would change the parent's set). A child made by fork()
  *    has copies of them that share the parent's sockets: a byte it read or
  *    wrote there would be taken from or slipped into the parent's
  *    exchanges, and libcurl's cleanup would read on them and write a TLS
  *    close_notify. So every entry that would call libcurl on a connection
- *    (a request, a stream's start, read and close, the connection's close)
- *    first calls connection_claim, which in another process forsakes all
- *    of it without one libcurl call and starts a new multi handle there.
+ *    (a request, a stream's start, read and close, a pending's start,
+ *    result and close, the connection's close) first calls
+ *    connection_claim, which in another process forsakes all of it without
+ *    one libcurl call and one epoll_ctl, and starts a new multi handle
+ *    there; every use of the Loop first calls loop_claim, which claims its
+ *    connections and, in another process, closes the child's descriptor of
+ *    the parent's epoll instance for a new one of its own.
  *    What is forsaken is a one-time leak per client per fork: the handles'
  *    memory, kept on a list so that it is held rather than lost, and the
  *    child's descriptors of those sockets (libcurl keeps them, and closing
- *    them would not end the parent's connections anyway). The streams are
- *    marked `forked`: a read fails, a close frees our own buffers only.
+ *    them would not end the parent's connections anyway). The streams and
+ *    pendings are marked `forked`: a read or result fails, a close frees
+ *    our own buffers only.
  *    The request transfer's easy handle holds no connection between
  *    requests, so the child goes on with it; one still in the multi handle
  *    (a request cut short) is forsaken for a copy of its settings. Not
@@ -87,6 +120,7 @@
 #define OPENAI_TRANSFER_H
 
 #include <curl/curl.h>
+#include <poll.h>
 #include <sys/types.h>
 
 #include "buffer.h"
@@ -96,7 +130,7 @@
 
 /* User values of the userdata that own transfers. */
 #define BODY_SLOT 1       /* the request body being sent (rule 2) */
-#define CONNECTION_SLOT 2 /* streams: the connection, kept alive */
+#define CONNECTION_SLOT 2 /* streams, pendings: the connection, kept alive */
 #define HEADERS_SLOT 2    /* connections: the table of header lines of
                            * the request transfer's list (rule 6) */
 
@@ -142,8 +176,28 @@ struct stream {
   int paused;         /* the write callback paused it: too many unread events */
   int sse_finished;   /* sse_finish ran after the end */
   int forked;         /* a stream of another process, forsaken here (rule 7) */
+  int nonblocking;    /* started by stream_start: head() takes the head, and
+                       * its timeouts hold without a waiting read */
+  int head_taken;     /* the head was handed to Lua (conn:stream, head()) */
+  double started;     /* monotonic seconds when the transfer started */
+  double idle_since;  /* when a read last took an event (silence counts
+                       * from it, or from the last byte if later) */
   struct stream *next; /* on its connection's list */
 };
+
+/* A Pending userdata: a request started without waiting. */
+struct pending {
+  struct transfer transfer; /* first: libcurl's callbacks get the pending */
+  int aborted;        /* released before it finished: its close() or the
+                       * connection's */
+  int by_owner;       /* aborted by its own close(), not the connection's */
+  int taken;          /* result() handed its outcome to Lua */
+  int forked;         /* a pending of another process, forsaken (rule 7) */
+  struct pending *next; /* on its connection's list */
+};
+
+struct loop;
+struct watched_socket;
 
 struct connection {
   CURLM *multi; /* NULL once closed */
@@ -152,6 +206,15 @@ struct connection {
   const void *headers_from; /* the anchored table request.headers were
                              * built from (rule 6), or NULL */
   struct stream *streams;   /* open streams: connection_add_stream */
+  struct pending *pendings; /* pendings not yet released */
+  struct watched_socket *sockets; /* libcurl's sockets (loop.c) */
+  size_t socket_count;
+  struct pollfd *pollfds;   /* poll()'s array for them, grown as needed */
+  size_t pollfds_cap;
+  double timer_at;          /* libcurl's next timeout (monotonic seconds),
+                             * or < 0 for none */
+  struct loop *loop;        /* the Loop whose epoll set has its sockets */
+  struct connection *loop_next; /* on that Loop's list */
   int hooks_running;  /* frames waiting on this connection inside a hook */
   int close_pending;  /* close() came while a hook ran */
   size_t footprint;   /* C memory of all its transfers */
@@ -227,10 +290,34 @@ enum readiness { NOT_READY, READY, DRIVE_AGAIN };
 enum wait_result transfer_wait(lua_State *L, struct transfer *t, enum readiness (*ready)(struct transfer *),
                                double since, enum wait_limit limit, const char *what);
 
-/* ---- connection.c ---- */
+/* Ends t as timed out: stops it, marks it done with CURLE_OPERATION_TIMEDOUT
+ * and "no <what> within <timeout> s". */
+void transfer_fail_timeout(struct transfer *t, const char *what);
 
+/* ---- loop.c: driving a multi handle through the socket interface ---- */
+
+/* Gives a new multi handle of c libcurl's socket and timer callbacks. */
+void connection_watch(struct connection *c);
+/* Waits at most ms (0: not at all) for c's sockets or timer, acts on the
+ * sockets that are ready and on an expired timer, and marks finished
+ * transfers done. */
+void connection_drive_wait(struct connection *c, long ms);
 /* Runs libcurl once without blocking; marks finished transfers done. */
 void connection_drive(struct connection *c);
+/* Takes c's sockets out of its Loop's epoll set and c off the Loop. */
+void connection_leave_loop(struct connection *c);
+/* After curl_multi_cleanup, or for a forsaken multi handle (rule 7): frees
+ * c's socket records with no epoll_ctl and no libcurl call, and takes c off
+ * its Loop's list. */
+void connection_forget_sockets(struct connection *c);
+/* The Lua state's Loop, made on first use, pushed onto the stack. May run
+ * finalizers (it allocates the first time). */
+struct loop *loop_push(lua_State *L);
+/* Puts c's sockets into l's epoll set from now on, before a transfer that
+ * l is to drive starts. Returns 0 when l is closed. */
+int loop_join(struct loop *l, struct connection *c);
+
+/* ---- connection.c ---- */
 
 /* Makes c this process's (rule 7): after a fork, forsakes what it holds of
  * the parent and starts a new multi handle. Call it before anything that
@@ -253,6 +340,9 @@ void connection_account(lua_State *L, struct connection *c);
 /* The list of c's open streams, the one place it and open_streams change. */
 void connection_add_stream(struct connection *c, struct stream *s);
 void connection_remove_stream(struct connection *c, struct stream *s);
+/* The list of c's pendings. */
+void connection_add_pending(struct connection *c, struct pending *p);
+void connection_remove_pending(struct connection *c, struct pending *p);
 
 /* ---- stream.c: what a connection does to its streams ---- */
 
@@ -261,6 +351,21 @@ void stream_abort(struct stream *s);
 /* s is of another process and already off its connection's list: frees our
  * own buffers, calls nothing of libcurl, marks it forked (rule 7). */
 void stream_forsake(struct stream *s);
+/* When a stream from stream_start must have a byte, or fail as timed out
+ * (monotonic seconds; < 0 for no limit now): the head, or a non-2xx body,
+ * from its start; events from the later of its last byte and its last
+ * read, unless events wait unread or it is paused. */
+double stream_deadline(const struct stream *s);
+/* Fails s as timed out if its deadline has passed. */
+void stream_check_deadline(struct stream *s, double now);
+
+/* ---- pending.c: what a connection does to its pendings ---- */
+
+/* The connection closes under p: frees all p holds; result() says "closed". */
+void pending_abort(struct pending *p);
+/* p is of another process and already off its connection's list: frees our
+ * own buffers, calls nothing of libcurl, marks it forked (rule 7). */
+void pending_forsake(struct pending *p);
 
 /* ---- outcome.c ---- */
 

@@ -1,0 +1,253 @@
+-- Tasks: coroutines whose calls wait by yielding instead of blocking, so
+-- that many calls are in flight at once from one thread. Outside a task
+-- every call blocks as before. The transports ask `tasks.wait` to wait for
+-- them: inside a task it yields to the scheduler, which resumes the task
+-- once what it waits for is ready; `poll` drives the I/O of every task of
+-- this Lua state (the C core's loop: an epoll set over the libcurl
+-- sockets) and resumes them.
+local core = require("openai.core")
+local compat = require("openai.compat")
+local errors = require("openai.errors")
+
+local M = {}
+
+local Task = { __name = "openai.Task" }
+Task.__index = Task
+
+local pack = table.pack or function(...) return { n = select("#", ...), ... } end
+local unpack = table.unpack or unpack
+
+-- What a task yields when it waits for the scheduler; anything else it
+-- yields (a task's own coroutine.yield) just lets the others run.
+local WAITING = setmetatable({}, { __name = "openai.tasks.waiting" })
+
+local by_coroutine = setmetatable({}, { __mode = "k" }) -- coroutine -> task
+local live = {}        -- task -> true, until it ends
+local live_count = 0
+local loop             -- core.loop(), made on first use
+
+local function get_loop()
+  if loop == nil and core.loop then loop = core.loop() end
+  return loop
+end
+
+-- The task running now, or nil (outside any task, or inside a coroutine
+-- of the task's own making: calls there block).
+function M.current()
+  local co = coroutine.running()
+  return co and by_coroutine[co]
+end
+
+-- Something a task waits for: `ready()` is true once the task may go on;
+-- `deadline` (monotonic seconds), when set, is when it will be.
+local function wait_for(task, waitable)
+  task.waiting = waitable
+  coroutine.yield(WAITING)
+  task.waiting = nil
+end
+
+-- Inside a task: yields until waitable:ready(), returning true. Outside
+-- any task: returns false at once (the caller waits its own way).
+function M.wait(waitable)
+  local task = M.current()
+  if task == nil then return false end
+  if waitable:ready() then return true end
+  wait_for(task, waitable)
+  return true
+end
+
+-- The wait between retries: a timer inside a task, a sleep outside.
+function M.sleep(seconds)
+  local task = M.current()
+  if task == nil then return core.sleep(seconds) end
+  local at = core.monotonic() + seconds
+  wait_for(task, { deadline = at, ready = function() return core.monotonic() >= at end })
+end
+
+-- Keeps `resource` (anything with close()) with the running task, if any:
+-- closed when the task fails or is cancelled, so its transfers and sockets
+-- go with it. Returns the resource.
+function M.hold(resource)
+  local task = M.current()
+  if task ~= nil then task.held[resource] = true end
+  return resource
+end
+
+local function release_held(task)
+  for resource in pairs(task.held) do pcall(resource.close, resource) end
+  task.held = setmetatable({}, { __mode = "k" })
+end
+
+local function finish(task)
+  task.finished = true
+  task.waiting = nil
+  if live[task] then
+    live[task] = nil
+    live_count = live_count - 1
+  end
+end
+
+-- Runs the task until it waits or ends.
+local function step(task)
+  local results = pack(coroutine.resume(task.co))
+  if coroutine.status(task.co) ~= "dead" then
+    if results[2] ~= WAITING then task.waiting = nil end -- its own yield: ready again at once
+    return
+  end
+  finish(task)
+  if results[1] then
+    task.results = { n = results.n - 1, unpack(results, 2, results.n) }
+  elseif task.cancelled then
+    task.results = nil
+  else
+    task.error = results[2]
+    if compat.runtime == "lua" and compat.runtime_version == "5.1"
+      and tostring(task.error):find("attempt to yield across", 1, true) then
+      task.error = "openai: a task waited inside pcall, a metamethod or a for-loop iterator, which Lua 5.1"
+        .. " cannot yield across (use stream:next() in a while loop, and the nil, err results): "
+        .. tostring(task.error)
+    end
+    release_held(task)
+  end
+end
+
+-- Starts fn(...) as a task and returns its handle; fn runs at once until
+-- its first wait.
+function M.spawn(fn, ...)
+  if type(fn) ~= "function" and not (getmetatable(fn) and getmetatable(fn).__call) then
+    error(("bad argument #1 to 'spawn' (function expected, got %s)"):format(type(fn)), 2)
+  end
+  local args = pack(...)
+  local task = setmetatable({ held = setmetatable({}, { __mode = "k" }), finished = false }, Task)
+  task.co = coroutine.create(function() return fn(unpack(args, 1, args.n)) end)
+  by_coroutine[task.co] = task
+  live[task] = true
+  live_count = live_count + 1
+  step(task)
+  return task
+end
+
+function Task:done()
+  return self.finished
+end
+
+function Task:__tostring()
+  local state = self.cancelled and "cancelled" or self.error ~= nil and "failed"
+    or self.finished and "done" or "running"
+  return ("openai.Task (%s)"):format(state)
+end
+
+local function cancellation()
+  return errors.aborted("the task was cancelled")
+end
+
+-- Aborts the task: its transfers are closed and it never resumes;
+-- result() then returns nil and an APIUserAbortError. Idempotent; no
+-- effect on a task that has ended.
+function Task:cancel()
+  if self.finished then return end
+  self.cancelled = true
+  release_held(self)
+  if M.current() == self then error(cancellation(), 0) end
+  finish(self)
+  if coroutine.close then pcall(coroutine.close, self.co) end -- runs its <close> variables
+end
+
+-- The task's results: inside a task it waits by yielding, outside it
+-- drives every task until this one ends. An error raised in the task is
+-- raised again here; a cancelled task gives nil, err.
+function Task:result()
+  if not self.finished then
+    local current = M.current()
+    if current == self then error("openai: a task cannot wait for its own result", 2) end
+    if current ~= nil then
+      wait_for(current, { ready = function() return self.finished end })
+    else
+      while not self.finished do M.poll(math.huge) end
+    end
+  end
+  if self.cancelled then return nil, cancellation() end
+  if self.error ~= nil then error(self.error, 0) end
+  return unpack(self.results, 1, self.results.n)
+end
+
+-- The earliest deadline of the waiting tasks (monotonic seconds), or nil.
+local function earliest_deadline()
+  local earliest
+  for task in pairs(live) do
+    local waiting = task.waiting
+    if waiting == nil then return core.monotonic() end -- ready to run again
+    if waiting.deadline and (earliest == nil or waiting.deadline < earliest) then earliest = waiting.deadline end
+  end
+  return earliest
+end
+
+-- Resumes every task whose wait is over; returns how many.
+local function resume_ready()
+  local ready = {}
+  for task in pairs(live) do
+    local waiting = task.waiting
+    if waiting == nil or waiting:ready() then ready[#ready + 1] = task end
+  end
+  for _, task in ipairs(ready) do
+    if not task.finished then step(task) end
+  end
+  return #ready
+end
+
+-- Seconds until poll() must be called anyway (0: now), or nil when no
+-- task waits on a timer or a transfer.
+function M.timeout()
+  local seconds
+  local deadline = earliest_deadline()
+  if deadline then seconds = math.max(0, deadline - core.monotonic()) end
+  local l = get_loop()
+  local io = l and l:timeout()
+  if io and (seconds == nil or io < seconds) then seconds = io end
+  return seconds
+end
+
+-- The file descriptor that becomes readable when poll() has work (nil
+-- until the C core's loop exists).
+function M.pollfd()
+  local l = get_loop()
+  return l and l:fd()
+end
+
+-- Performs the ready I/O of every task, resumes those whose calls
+-- completed, and waits at most `timeout` seconds (0: never) for more.
+-- Returns the number of tasks still running.
+function M.poll(timeout)
+  if M.current() ~= nil then error("openai.poll: called inside a task (a task waits by calling the client)", 2) end
+  timeout = timeout or 0
+  if type(timeout) ~= "number" or timeout ~= timeout or timeout < 0 then
+    error("bad argument #1 to 'poll' (timeout must be a non-negative number of seconds)", 2)
+  end
+  local l = get_loop()
+  if l then l:poll(0) end
+  if resume_ready() > 0 or live_count == 0 or timeout == 0 then return live_count end
+  local wait = M.timeout()
+  if wait == nil then
+    if l == nil or l:timeout() == nil then
+      error("openai.poll: every task waits for another task: none can go on", 2)
+    end
+    wait = timeout
+  end
+  if wait > timeout then wait = timeout end
+  if l then
+    l:poll(wait)
+  elseif wait > 0 then
+    core.sleep(wait)
+  end
+  resume_ready()
+  return live_count
+end
+
+-- Spawns fn(...) and polls until it ends; returns its results (raises its
+-- error).
+function M.run(fn, ...)
+  if M.current() ~= nil then error("openai.run: called inside a task (spawn a task, or call fn directly)", 2) end
+  return M.spawn(fn, ...):result()
+end
+
+return M

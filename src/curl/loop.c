@@ -1,0 +1,481 @@
+/* Driving multi handles through libcurl's socket interface, and
+ * openai.Loop: one epoll set per Lua state over the sockets of every
+ * connection that started a transfer without waiting, so that one call,
+ * loop:poll(), moves all of them on, and an outside event loop can wait on
+ * one descriptor. Why every multi handle uses the socket interface, even
+ * one that never joins the Loop, is in transfer.h (Driving). */
+#define _POSIX_C_SOURCE 200809L
+
+#include "loop.h"
+
+#include <errno.h>
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/epoll.h>
+#include <unistd.h>
+
+#include "interrupt.h"
+#include "transfer.h"
+
+/* One socket libcurl asked us to watch: its record, found again through
+ * curl_multi_assign. */
+struct watched_socket {
+  curl_socket_t fd;
+  int what;   /* CURL_POLL_IN, CURL_POLL_OUT or CURL_POLL_INOUT */
+  int in_set; /* in the Loop's epoll set */
+  struct watched_socket *next;
+};
+
+struct loop {
+  int epfd;  /* -1 once closed */
+  pid_t pid; /* the process whose epoll instance epfd names (rule 7) */
+  struct connection *members; /* the connections whose sockets are in the set */
+};
+
+/* Most events one epoll_wait takes; the rest wait for the next one. */
+#define POLL_EVENTS 64
+
+/* ---- the epoll set ---- */
+
+static uint32_t epoll_events(int what) {
+  return (what & CURL_POLL_IN ? EPOLLIN : 0u) | (what & CURL_POLL_OUT ? EPOLLOUT : 0u);
+}
+
+static void set_remove(struct loop *l, struct watched_socket *w) {
+  if (w->in_set) {
+    struct epoll_event ev; /* ignored, but kernels before 2.6.9 wanted one */
+    (void)epoll_ctl(l->epfd, EPOLL_CTL_DEL, w->fd, &ev);
+    w->in_set = 0;
+  }
+}
+
+static void set_add(struct loop *l, struct watched_socket *w) {
+  struct epoll_event ev;
+  /* Nothing wanted now (a paused transfer): out of the set, or a hang-up
+   * there would be reported again and again with nobody to act on it. */
+  if (epoll_events(w->what) == 0) {
+    set_remove(l, w);
+    return;
+  }
+  memset(&ev, 0, sizeof ev);
+  ev.events = epoll_events(w->what);
+  ev.data.fd = w->fd; /* not the record: an earlier event's action may free it */
+  if (epoll_ctl(l->epfd, w->in_set ? EPOLL_CTL_MOD : EPOLL_CTL_ADD, w->fd, &ev) == 0 ||
+      /* the set may have lost it (closed and reopened under the same
+       * number) or hold it already: the other operation then */
+      epoll_ctl(l->epfd, w->in_set ? EPOLL_CTL_ADD : EPOLL_CTL_MOD, w->fd, &ev) == 0)
+    w->in_set = 1;
+}
+
+/* Takes c off l's list; its sockets leave the set only when use_set (not
+ * in a child of fork, where the set is the parent's: rule 7). */
+static void detach(struct loop *l, struct connection *c, int use_set) {
+  struct connection **link;
+  struct watched_socket *w;
+  for (w = c->sockets; w != NULL; w = w->next) {
+    if (use_set) set_remove(l, w);
+    w->in_set = 0;
+  }
+  for (link = &l->members; *link != NULL; link = &(*link)->loop_next) {
+    if (*link == c) {
+      *link = c->loop_next;
+      break;
+    }
+  }
+  c->loop_next = NULL;
+  c->loop = NULL;
+}
+
+/* ---- libcurl's socket and timer callbacks: C memory only (rule 3) ---- */
+
+static void forget_socket(struct connection *c, struct watched_socket *w) {
+  struct watched_socket **link;
+  if (c->loop != NULL) set_remove(c->loop, w);
+  for (link = &c->sockets; *link != NULL; link = &(*link)->next) {
+    if (*link == w) {
+      *link = w->next;
+      c->socket_count--;
+      break;
+    }
+  }
+  free(w);
+}
+
+static int on_socket(CURL *easy, curl_socket_t fd, int what, void *userp, void *socketp) {
+  struct connection *c = userp;
+  struct watched_socket *w = socketp;
+  (void)easy;
+  if (what == CURL_POLL_REMOVE) {
+    if (w != NULL) forget_socket(c, w);
+    return 0;
+  }
+  if (w == NULL) {
+    w = calloc(1, sizeof *w);
+    if (w == NULL) return -1; /* libcurl fails the transfers on this socket */
+    w->fd = fd;
+    if (curl_multi_assign(c->multi, fd, w) != CURLM_OK) {
+      free(w);
+      return -1;
+    }
+    w->next = c->sockets;
+    c->sockets = w;
+    c->socket_count++;
+  }
+  w->what = what;
+  if (c->loop != NULL) set_add(c->loop, w);
+  return 0;
+}
+
+static int on_timer(CURLM *multi, long timeout_ms, void *userp) {
+  struct connection *c = userp;
+  (void)multi;
+  c->timer_at = timeout_ms < 0 ? -1 : openai_monotonic() + (double)timeout_ms / 1000.0;
+  return 0;
+}
+
+void connection_watch(struct connection *c) {
+  curl_multi_setopt(c->multi, CURLMOPT_SOCKETFUNCTION, on_socket);
+  curl_multi_setopt(c->multi, CURLMOPT_SOCKETDATA, (void *)c);
+  curl_multi_setopt(c->multi, CURLMOPT_TIMERFUNCTION, on_timer);
+  curl_multi_setopt(c->multi, CURLMOPT_TIMERDATA, (void *)c);
+  c->timer_at = -1;
+}
+
+void connection_leave_loop(struct connection *c) {
+  struct loop *l = c->loop;
+  if (l != NULL) detach(l, c, l->epfd >= 0 && l->pid == getpid());
+}
+
+void connection_forget_sockets(struct connection *c) {
+  struct watched_socket *w;
+  if (c->loop != NULL) detach(c->loop, c, 0);
+  while ((w = c->sockets) != NULL) {
+    c->sockets = w->next;
+    free(w);
+  }
+  c->socket_count = 0;
+  free(c->pollfds);
+  c->pollfds = NULL;
+  c->pollfds_cap = 0;
+  c->timer_at = -1;
+}
+
+/* ---- driving one multi handle ---- */
+
+/* Marks the transfers libcurl finished done. */
+static void read_messages(struct connection *c) {
+  int queued = 0;
+  CURLMsg *msg;
+  while ((msg = curl_multi_info_read(c->multi, &queued)) != NULL) {
+    if (msg->msg == CURLMSG_DONE) {
+      char *owner = NULL;
+      CURL *easy = msg->easy_handle;
+      CURLcode result = msg->data.result; /* msg is invalid once removed */
+      curl_easy_getinfo(easy, CURLINFO_PRIVATE, &owner);
+      if (owner != NULL) {
+        struct transfer *t = (struct transfer *)(void *)owner;
+        t->result = result;
+        t->done = 1;
+        transfer_stop(t);
+      }
+    }
+  }
+}
+
+static void act(struct connection *c, curl_socket_t fd, int events) {
+  int running = 0;
+  (void)curl_multi_socket_action(c->multi, fd, events, &running);
+}
+
+/* Runs libcurl's timer if it has expired. libcurl calls the timer callback
+ * only when its next deadline changes, and our clock may read a hair ahead
+ * of its own: the deadline is asked for again rather than assumed gone.
+ * Returns whether it ran. */
+static int run_timer(struct connection *c, double now) {
+  long ms = -1;
+  if (c->timer_at < 0 || c->timer_at > now) return 0;
+  act(c, CURL_SOCKET_TIMEOUT, 0);
+  if (curl_multi_timeout(c->multi, &ms) == CURLM_OK)
+    c->timer_at = ms < 0 ? -1 : openai_monotonic() + (double)ms / 1000.0;
+  return 1;
+}
+
+/* Fills c->pollfds with c's sockets; returns how many (fewer when memory
+ * to grow the array ran out: the others wait for the next drive). */
+static size_t collect(struct connection *c) {
+  struct watched_socket *w;
+  size_t n = 0;
+  if (c->pollfds_cap < c->socket_count) {
+    size_t cap = c->socket_count < 8 ? 8 : c->socket_count * 2;
+    struct pollfd *grown = realloc(c->pollfds, cap * sizeof *grown);
+    if (grown != NULL) {
+      c->pollfds = grown;
+      c->pollfds_cap = cap;
+    }
+  }
+  for (w = c->sockets; w != NULL && n < c->pollfds_cap; w = w->next) {
+    if (w->what == CURL_POLL_NONE) continue; /* as for the epoll set */
+    c->pollfds[n].fd = w->fd;
+    c->pollfds[n].events = (short)((w->what & CURL_POLL_IN ? POLLIN : 0) | (w->what & CURL_POLL_OUT ? POLLOUT : 0));
+    c->pollfds[n].revents = 0;
+    n++;
+  }
+  return n;
+}
+
+void connection_drive_wait(struct connection *c, long ms) {
+  size_t n, i;
+  double now;
+  if (c->multi == NULL) return;
+  n = collect(c);
+  now = openai_monotonic();
+  if (ms > 0 && c->timer_at >= 0) {
+    double left = (c->timer_at - now) * 1000.0;
+    if (left < (double)ms) ms = left <= 0 ? 0 : (long)ceil(left);
+  }
+  /* Each action may add and remove sockets: the array is ours, copied. */
+  if (poll(c->pollfds, (nfds_t)n, (int)ms) > 0) {
+    for (i = 0; i < n; i++) {
+      short r = c->pollfds[i].revents;
+      int events = (r & (POLLIN | POLLHUP) ? CURL_CSELECT_IN : 0) | (r & POLLOUT ? CURL_CSELECT_OUT : 0) |
+                   (r & (POLLERR | POLLNVAL) ? CURL_CSELECT_ERR : 0);
+      if (events != 0) act(c, c->pollfds[i].fd, events);
+    }
+  }
+  run_timer(c, openai_monotonic());
+  read_messages(c);
+}
+
+void connection_drive(struct connection *c) {
+  connection_drive_wait(c, 0);
+}
+
+/* ---- the Loop ---- */
+
+/* Registry key of the Lua state's Loop: its address. */
+static const char loop_key = 0;
+
+static struct loop *check_loop(lua_State *L, int idx) {
+  return luaL_checkudata(L, idx, OPENAI_LOOP_MT);
+}
+
+/* Makes l this process's (rule 7 of transfer.h): in a child of fork(), its
+ * connections are claimed (forsaken with their sockets, no epoll_ctl), and
+ * the child's descriptor of the parent's epoll instance is closed, which
+ * changes nothing for the parent, for a new set. */
+static void loop_claim(struct loop *l) {
+  pid_t self = getpid();
+  if (l->epfd < 0 || l->pid == self) return;
+  while (l->members != NULL) {
+    struct connection *c = l->members;
+    (void)connection_claim(c); /* forsakes c, which leaves l */
+    if (c->loop == l) detach(l, c, 0); /* a call of the parent still waits on c */
+  }
+  close(l->epfd);
+  l->epfd = epoll_create1(EPOLL_CLOEXEC);
+  l->pid = self;
+}
+
+struct loop *loop_push(lua_State *L) {
+  struct loop *l;
+  lua_rawgetp(L, LUA_REGISTRYINDEX, &loop_key);
+  if (lua_type(L, -1) == LUA_TUSERDATA) return lua_touserdata(L, -1);
+  lua_pop(L, 1);
+  l = lua_newuserdatauv(L, sizeof *l, 0);
+  l->epfd = -1;
+  l->pid = getpid();
+  l->members = NULL;
+  luaL_setmetatable(L, OPENAI_LOOP_MT);
+  l->epfd = epoll_create1(EPOLL_CLOEXEC);
+  if (l->epfd < 0) luaL_error(L, "cannot create an epoll set: %s", strerror(errno));
+  lua_pushvalue(L, -1);
+  lua_rawsetp(L, LUA_REGISTRYINDEX, &loop_key);
+  return l;
+}
+
+int loop_join(struct loop *l, struct connection *c) {
+  struct watched_socket *w;
+  loop_claim(l);
+  if (l->epfd < 0) return 0;
+  if (c->loop == l) return 1;
+  c->loop = l;
+  c->loop_next = l->members;
+  l->members = c;
+  for (w = c->sockets; w != NULL; w = w->next) set_add(l, w); /* a stream's, opened before */
+  return 1;
+}
+
+/* The transfers on l's connections that have not finished. */
+static size_t in_progress(const struct loop *l) {
+  const struct connection *c;
+  size_t n = 0;
+  for (c = l->members; c != NULL; c = c->loop_next) {
+    const struct pending *p;
+    const struct stream *s;
+    for (p = c->pendings; p != NULL; p = p->next)
+      if (p->transfer.easy != NULL && !p->transfer.done) n++;
+    for (s = c->streams; s != NULL; s = s->next)
+      if (s->transfer.active && !s->transfer.done) n++;
+  }
+  return n;
+}
+
+/* The earliest of libcurl's timers and the streams' deadlines, or < 0. */
+static double earliest(const struct loop *l) {
+  const struct connection *c;
+  double next = -1;
+  for (c = l->members; c != NULL; c = c->loop_next) {
+    const struct stream *s;
+    if (c->timer_at >= 0 && (next < 0 || c->timer_at < next)) next = c->timer_at;
+    for (s = c->streams; s != NULL; s = s->next) {
+      double at = stream_deadline(s);
+      if (at >= 0 && (next < 0 || at < next)) next = at;
+    }
+  }
+  return next;
+}
+
+/* Acts on a ready descriptor of whichever connection has it. */
+static void dispatch(struct loop *l, int fd, uint32_t ready) {
+  struct connection *c;
+  int events = (ready & (EPOLLIN | EPOLLHUP) ? CURL_CSELECT_IN : 0) | (ready & EPOLLOUT ? CURL_CSELECT_OUT : 0) |
+               (ready & EPOLLERR ? CURL_CSELECT_ERR : 0);
+  for (c = l->members; c != NULL; c = c->loop_next) {
+    struct watched_socket *w;
+    for (w = c->sockets; w != NULL; w = w->next) {
+      if (w->fd == fd) {
+        act(c, fd, events);
+        return;
+      }
+    }
+  }
+  { /* nobody's: a socket gone without a word, whose number would spin */
+    struct epoll_event ev;
+    (void)epoll_ctl(l->epfd, EPOLL_CTL_DEL, fd, &ev);
+  }
+}
+
+/* Runs expired timers, marks finished transfers done and fails streams
+ * past their deadline, on every connection of l. Returns whether it did
+ * anything. */
+static int run_due(struct loop *l) {
+  struct connection *c;
+  double now = openai_monotonic();
+  int worked = 0;
+  for (c = l->members; c != NULL; c = c->loop_next) {
+    struct stream *s;
+    worked |= run_timer(c, now);
+    read_messages(c);
+    for (s = c->streams; s != NULL; s = s->next) {
+      int was_done = s->transfer.done;
+      stream_check_deadline(s, now);
+      worked |= s->transfer.done && !was_done;
+    }
+  }
+  return worked;
+}
+
+static long milliseconds_until(double at, double now, long most) {
+  double ms = (at - now) * 1000.0;
+  if (ms <= 0) return 0;
+  return ms < (double)most ? (long)ceil(ms) : most;
+}
+
+/* loop:poll([timeout_seconds]) -> number of transfers still in progress
+ * Waits at most timeout_seconds (default 0: not at all) for a socket or a
+ * timer, then acts on all that is due. Returns at once when nothing is in
+ * progress. */
+static int loop_poll(lua_State *L) {
+  struct loop *l = check_loop(L, 1);
+  lua_Number seconds = luaL_optnumber(L, 2, 0);
+  struct interrupt_watch watch;
+  double deadline;
+  luaL_argcheck(L, seconds >= 0, 2, "timeout must be a non-negative number of seconds");
+  loop_claim(l);
+  if (l->epfd < 0) return luaL_error(L, "the loop is closed");
+  deadline = openai_monotonic() + (double)seconds;
+  interrupt_watch_start(L, &watch);
+  for (;;) {
+    struct epoll_event events[POLL_EVENTS];
+    double now = openai_monotonic(), next = earliest(l);
+    long ms = milliseconds_until(deadline, now, INTERRUPT_SLICE_MS);
+    int n, i, worked;
+    if (in_progress(l) == 0) break;
+    if (next >= 0) ms = milliseconds_until(next, now, ms);
+    n = epoll_wait(l->epfd, events, POLL_EVENTS, (int)ms);
+    for (i = 0; i < n; i++) dispatch(l, events[i].data.fd, events[i].events);
+    worked = run_due(l) || n > 0;
+    if (worked || openai_monotonic() >= deadline) break;
+    /* No pointer is held across the hook: it may close any connection. */
+    if (interrupt_pending(&watch) && interrupt_run(&watch) != LUA_OK) return lua_error(L);
+  }
+  lua_pushinteger(L, (lua_Integer)in_progress(l));
+  return 1;
+}
+
+/* loop:fd() -> the epoll descriptor: readable when a socket poll() would
+ * act on is ready (timers do not show there: see loop:timeout()). */
+static int loop_fd(lua_State *L) {
+  struct loop *l = check_loop(L, 1);
+  loop_claim(l);
+  if (l->epfd < 0) return luaL_error(L, "the loop is closed");
+  lua_pushinteger(L, l->epfd);
+  return 1;
+}
+
+/* loop:timeout() -> seconds until poll() must run even if fd() stays quiet
+ *                -> nil  nothing is in progress, or only a socket can move
+ *                        it on */
+static int loop_timeout(lua_State *L) {
+  struct loop *l = check_loop(L, 1);
+  double next, now;
+  loop_claim(l);
+  if (l->epfd < 0 || in_progress(l) == 0 || (next = earliest(l)) < 0) return 0;
+  now = openai_monotonic();
+  lua_pushnumber(L, next > now ? (lua_Number)(next - now) : 0);
+  return 1;
+}
+
+/* __gc: the Loop lives as long as its Lua state. Its connections go on
+ * without it (their blocking calls drive them); the epoll set closes. */
+static int loop_gc(lua_State *L) {
+  struct loop *l = check_loop(L, 1);
+  while (l->members != NULL) detach(l, l->members, 0); /* the set goes whole */
+  if (l->epfd >= 0) close(l->epfd);
+  l->epfd = -1;
+  return 0;
+}
+
+static int loop_tostring(lua_State *L) {
+  struct loop *l = check_loop(L, 1);
+  if (l->epfd < 0)
+    lua_pushliteral(L, "openai.Loop (closed)");
+  else
+    lua_pushfstring(L, "openai.Loop (%p)", (void *)l);
+  return 1;
+}
+
+/* core.loop() -> the Lua state's Loop, the same one on every call */
+static int core_loop(lua_State *L) {
+  loop_push(L);
+  return 1;
+}
+
+void openai_loop_register(lua_State *L) {
+  static const luaL_Reg methods[] = {
+    {"poll", loop_poll},
+    {"fd", loop_fd},
+    {"timeout", loop_timeout},
+    {NULL, NULL}
+  };
+  static const luaL_Reg metamethods[] = {
+    {"__gc", loop_gc},
+    {"__tostring", loop_tostring},
+    {"__index", NULL}, /* placeholder */
+    {NULL, NULL}
+  };
+  openai_register_class(L, OPENAI_LOOP_MT, metamethods, methods);
+  lua_pushcfunction(L, core_loop);
+  lua_setfield(L, -2, "loop");
+}
