@@ -163,7 +163,9 @@ describe("core.loop", function()
       r = util.pack(nowhere:result())
       assert.are.same({ 3, nil, "connection" }, { r.n, r[1], r[2] })
       assert.are.same({ blocking.n, blocking[1], blocking[2] }, { r.n, r[1], r[2] })
-      assert.are.equal(blocking[3], r[3])
+      -- libcurl's message says how long the attempt took: not the same twice
+      local function timeless(message) return (message:gsub("after %d+ ms", "after N ms")) end
+      assert.are.equal(timeless(blocking[3]), timeless(r[3]))
     end)
 
     -- The mock ends a request whose client went away when its delay is
