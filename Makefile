@@ -63,7 +63,7 @@ MODULE  := $(BUILD)/openai/core.so
 LUA_MODULES := $(wildcard lua/openai/*.lua lua/openai/*/*.lua)
 
 DEBIAN_PACKAGES := make gcc pkg-config lua5.4 liblua5.4-dev libcurl4-openssl-dev \
-                   lua-busted lua-luv lua-socket lua-cjson luarocks \
+                   lua-busted lua-luv lua-socket lua-cjson lua-posix luarocks \
                    ca-certificates locales openssl stunnel4 iproute2 \
                    $(RUNTIME_PACKAGES) $(HOST_PACKAGES)
 # Every runtime `make test-all` runs, with its headers. LuaJIT is OpenResty's
