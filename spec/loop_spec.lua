@@ -348,6 +348,53 @@ describe("core.loop", function()
       assert.are.same({ "timeout", "no data within 0.300 s" }, got.failure)
     end)
 
+    it("ready() tells when head() and read(false) would answer, driving nothing itself", function()
+      server:script { sse_script({ { data = "data: one\n\n", delay_ms = 200 } }, { delay_ms = 100 }) }
+      local s = start()
+      assert.is_false(s:ready())
+      -- the head reaches the socket, but only the loop reads it
+      assert.is_true(drive_until(loop, function() return s:ready() end))
+      assert.are.equal(200, s:head())
+      assert.is_false(s:ready())
+      assert.is_true(drive_until(loop, function() return s:ready() end))
+      assert.are.same({ n = 2, nil, "one" }, util.pack(s:read(false)))
+      assert.is_true(drive_until(loop, function() return s:ready() end))
+      assert.are.same({ n = 1 }, util.pack(s:read(false)))
+      s:close()
+      assert.is_true(s:ready()) -- a closed stream answers at once
+    end)
+
+    it("a stream paused with 256 KiB unread, read only when ready(), reaches its end", function()
+      -- 600 events of 1 KiB arrive at once: more than the stream holds
+      -- unread, so it pauses, and receives again as its events are read.
+      local pieces, payload = {}, ("x"):rep(1024)
+      for i = 1, 600 do pieces[i] = "data: " .. i .. payload .. "\n\n" end
+      server:script { sse_script({ table.concat(pieces) }) }
+      local s = start()
+      assert.is_true(drive_until(loop, function() return s:ready() end))
+      assert.are.equal(200, s:head())
+      local count = 0
+      assert.is_true(drive_until(loop, function()
+        while s:ready() do
+          local r = util.pack(s:read(false))
+          if r.n == 1 then return true end
+          count = count + 1
+          assert.are.equal(count .. payload, r[2])
+        end
+        return false
+      end))
+      assert.are.equal(600, count)
+    end)
+
+    it("pending:ready() is pending:done(), what a task waits for", function()
+      server:script { { delay_ms = 100, passthrough = true } }
+      local p = connection:start("GET", server.base_url .. "/chat/completions/chatcmpl-abc123", AUTH, nil, 5)
+      assert.is_false(p:ready())
+      assert.is_true(drive_until(loop, function() return p:ready() end))
+      assert.is_true(p:done())
+      assert.are.equal(200, (p:result()))
+    end)
+
     it("reports closed after its connection closes, and closes idempotently", function()
       server:script { sse_script({ "data: x\n\n" }, { delay_ms = 3000 }) }
       local s = start()

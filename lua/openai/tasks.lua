@@ -8,11 +8,22 @@
 local core = require("openai.core")
 local compat = require("openai.compat")
 local errors = require("openai.errors")
+local transports = require("openai.transport")
 
 local M = {}
 
+-- Inside nginx, where cosockets may be used, tasks are nginx's light
+-- threads (openai.ngx_tasks): nginx's own loop drives them.
+local nginx_tasks
+local function in_nginx()
+  if not transports.cosockets_allowed() then return nil end
+  nginx_tasks = nginx_tasks or require("openai.ngx_tasks")
+  return nginx_tasks
+end
+
 local Task = { __name = "openai.Task" }
 Task.__index = Task
+M.Task = Task
 
 local pack = table.pack or function(...) return { n = select("#", ...), ... } end
 local unpack = table.unpack or unpack
@@ -117,6 +128,8 @@ function M.spawn(fn, ...)
   if type(fn) ~= "function" and not (getmetatable(fn) and getmetatable(fn).__call) then
     error(("bad argument #1 to 'spawn' (function expected, got %s)"):format(type(fn)), 2)
   end
+  local nginx = in_nginx()
+  if nginx then return nginx.spawn(fn, ...) end
   local args = pack(...)
   local task = setmetatable({ held = setmetatable({}, { __mode = "k" }), finished = false }, Task)
   task.co = coroutine.create(function() return fn(unpack(args, 1, args.n)) end)
@@ -137,7 +150,7 @@ function Task:__tostring()
   return ("openai.Task (%s)"):format(state)
 end
 
-local function cancellation()
+function M.cancellation()
   return errors.aborted("the task was cancelled")
 end
 
@@ -148,9 +161,17 @@ function Task:cancel()
   if self.finished then return end
   self.cancelled = true
   release_held(self)
-  if M.current() == self then error(cancellation(), 0) end
+  if M.current() == self then error(M.cancellation(), 0) end
   finish(self)
   if coroutine.close then pcall(coroutine.close, self.co) end -- runs its <close> variables
+end
+
+-- What result() gives for an ended task: its results, its error raised
+-- again, or nil, err for a cancelled one.
+function M.outcome(task)
+  if task.cancelled then return nil, M.cancellation() end
+  if task.error ~= nil then error(task.error, 0) end
+  return unpack(task.results, 1, task.results.n)
 end
 
 -- The task's results: inside a task it waits by yielding, outside it
@@ -166,9 +187,7 @@ function Task:result()
       while not self.finished do M.poll(math.huge) end
     end
   end
-  if self.cancelled then return nil, cancellation() end
-  if self.error ~= nil then error(self.error, 0) end
-  return unpack(self.results, 1, self.results.n)
+  return M.outcome(self)
 end
 
 -- The earliest deadline of the waiting tasks (monotonic seconds), or nil.
@@ -198,6 +217,7 @@ end
 -- Seconds until poll() must be called anyway (0: now), or nil when no
 -- task waits on a timer or a transfer.
 function M.timeout()
+  if in_nginx() then return nil end -- nginx's loop drives the I/O
   local seconds
   local deadline = earliest_deadline()
   if deadline then seconds = math.max(0, deadline - core.monotonic()) end
@@ -210,6 +230,7 @@ end
 -- The file descriptor that becomes readable when poll() has work (nil
 -- until the C core's loop exists).
 function M.pollfd()
+  if in_nginx() then return nil end
   local l = get_loop()
   return l and l:fd()
 end
@@ -223,6 +244,8 @@ function M.poll(timeout)
   if type(timeout) ~= "number" or timeout ~= timeout or timeout < 0 then
     error("bad argument #1 to 'poll' (timeout must be a non-negative number of seconds)", 2)
   end
+  local nginx = in_nginx()
+  if nginx then return nginx.poll(timeout) end
   local l = get_loop()
   if l then l:poll(0) end
   if resume_ready() > 0 or live_count == 0 or timeout == 0 then return live_count end

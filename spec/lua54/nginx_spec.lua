@@ -237,6 +237,43 @@ describe("nginx", function()
     assert.are.same({}, n:problems(), n:log())
   end)
 
+  it("openai.spawn makes light threads: four retrieves in flight at once, errors and results as outside", function()
+    server:script { { delay_ms = 300, passthrough = true }, { delay_ms = 300, passthrough = true },
+                    { delay_ms = 300, passthrough = true }, { delay_ms = 300, passthrough = true } }
+    local n = nginx.start {
+      init = init_code(false),
+      locations = { ["/tasks"] = 'require("spec.nginx.app").tasks()' },
+    }
+    finally(function() n:remove() end)
+    local status, body = n:get("/tasks")
+    n:stop()
+    assert.are.same({ 200, "running=4 fd=nil timeout=nil\n" .. FIELDS .. FIELDS .. FIELDS .. FIELDS
+      .. "raised=false NotFoundError 404 openai.Task (failed)\nran=42 running=0\n" }, { status, body }, n:log())
+    local _, peak = server:in_flight()
+    assert.are.equal(4, peak)
+    assert.are.same({}, n:problems(), n:log())
+  end)
+
+  it("cancelling a task inside nginx kills its light thread and drops its stream's connection", function()
+    -- A first chunk at once, then comments every 300 ms: the server notices
+    -- a closed connection only when it writes.
+    local sse = { 'data: {"id":"c","object":"chat.completion.chunk","created":1,"model":"m","choices":[]}\n\n' }
+    for i = 1, 30 do sse[#sse + 1] = { data = ": " .. i .. "\n\n", delay_ms = 300 } end
+    sse[#sse + 1] = "data: [DONE]\n\n"
+    server:script { { status = 200, headers = { ["content-type"] = "text/event-stream" }, sse = sse } }
+    local n = nginx.start {
+      init = init_code(false),
+      locations = { ["/cancel"] = 'require("spec.nginx.app").cancel_stream()' },
+    }
+    finally(function() n:remove() end)
+    local status, body = n:get("/cancel")
+    assert.are.same({ 200, "first=true\nnil APIUserAbortError the task was cancelled openai.Task (cancelled) running=0\n" },
+      { status, body })
+    assert.is_true(process.wait_ready(n.pid, 10, function() return server:in_flight() == 0 end), n:log())
+    n:stop()
+    assert.are.same({}, n:problems(), n:log())
+  end)
+
   it("a function run by ngx.run_worker_thread calls over libcurl, blocking only its thread", function()
     local n = nginx.start {
       main = { "thread_pool openai_spec threads=2;" },

@@ -51,6 +51,41 @@ function app.in_thread(base_url, api_key)
   return describe(thread_client.chat.completions.retrieve("chatcmpl-abc123"))
 end
 
+-- A content handler using openai's tasks, which inside nginx are light
+-- threads: four retrieves spawned at once, their results in order; then a
+-- task whose error result() raises again, and what poll() counts.
+function app.tasks()
+  local started = {}
+  for i = 1, 4 do started[i] = openai.spawn(retrieve) end
+  ngx.say("running=", openai.poll(0), " fd=", tostring(openai.pollfd()), " timeout=", tostring(openai.timeout()))
+  for i = 1, 4 do ngx.print(started[i]:result()) end
+  local failing = openai.spawn(function()
+    local _, err = client.chat.completions.retrieve("chatcmpl-missing")
+    error(err) -- result() raises the same error object
+  end)
+  local ok, err = pcall(failing.result, failing)
+  ngx.say("raised=", tostring(ok), " ", err.name, " ", tostring(err.status), " ", tostring(failing))
+  ngx.say("ran=", openai.run(function(a, b) return a + b end, 20, 22), " running=", openai.poll(0))
+end
+
+-- A content handler that opens a stream in a task, cancels the task once
+-- the first chunk arrived, and says what result() gives then.
+function app.cancel_stream()
+  local first = false
+  local task = openai.spawn(function()
+    local stream = assert(client.chat.completions.create {
+      model = "gpt-4o-mini", stream = true, messages = { { role = "user", content = "hi" } } })
+    for _ in stream do first = true end
+    return "read to the end"
+  end)
+  while not first and not task:done() do openai.poll(0.01) end
+  ngx.say("first=", tostring(first))
+  task:cancel()
+  task:cancel() -- idempotent
+  local value, err = task:result()
+  ngx.say(tostring(value), " ", err.name, " ", err.cause, " ", tostring(task), " running=", openai.poll(0))
+end
+
 -- A content handler: the call's fields, then the runtime and the worker.
 function app.retrieve()
   ngx.print(retrieve())

@@ -150,6 +150,7 @@ int openai_pending_start(lua_State *L) {
 void openai_pending_register(lua_State *L) {
   static const luaL_Reg methods[] = {
     {"done", pending_done},
+    {"ready", pending_done}, /* what openai.tasks asks of what a task waits for */
     {"result", pending_result},
     {"close", pending_close},
     {NULL, NULL}

@@ -424,8 +424,29 @@ static int stream_read(lua_State *L) {
   }
 }
 
+/* stream:ready() -> whether head() (before the head was taken) or read()
+ * (after) would answer now without waiting: what arrived, the end, a
+ * failure, a close. It drives nothing and allocates nothing (the Lua
+ * state's Loop drives a stream from stream_start), so a scheduler can ask
+ * every waiting stream on each turn. (A paused stream has events unread,
+ * and reading them lets it receive again: push_event.) */
+static int stream_ready(lua_State *L) {
+  struct stream *s = check_stream(L, 1);
+  const struct transfer *t = &s->transfer;
+  int ready;
+  if (s->forked || t->easy == NULL || t->too_large || t->out_of_memory)
+    ready = 1;
+  else if (!s->head_taken)
+    ready = head_ready(t);
+  else
+    ready = s->events.head != NULL || t->done;
+  lua_pushboolean(L, ready);
+  return 1;
+}
+
 static const luaL_Reg stream_methods[] = {
   {"read", stream_read},
+  {"ready", stream_ready},
   {"head", stream_head},
   {"close", stream_close},
   {NULL, NULL}

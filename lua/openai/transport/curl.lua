@@ -34,58 +34,39 @@ end
 
 -- Inside a task a call starts its transfer on the connection's loop and
 -- yields until it is done (see openai.tasks); outside, it blocks.
-local Done = {}
-Done.__index = Done
-function Done:ready() return self.pending:done() end
-
 function Curl:request(method, url, lines, body, timeout)
   if tasks.current() == nil then
     return self.connection:request(method, url, lines, body, timeout, true, true)
   end
-  local pending = tasks.hold(self.connection:start(method, url, lines, body, timeout))
-  tasks.wait(setmetatable({ pending = pending }, Done))
+  local pending, kind, message = self.connection:start(method, url, lines, body, timeout)
+  if pending == nil then return nil, kind, message end
+  tasks.wait(tasks.hold(pending))
   return pending:result()
 end
 
 -- A stream's reader: the C core's Stream, read by waiting (blocking) or,
--- inside a task, by yielding until an event is there.
+-- inside a task, by yielding until an event is there. The reader is its
+-- own waitable: raw:ready() only looks (the Lua state's loop does the
+-- network), so a scheduler may ask a thousand waiting streams each turn.
 local Reader = {}
 Reader.__index = Reader
 
--- The wait for the next event: ready once a look at the network gave
--- something other than "pending" (kept for read()).
-local Next = {}
-Next.__index = Next
-function Next:ready()
-  local result = { n = 0 }
-  result.n, result[1], result[2], result[3] = 3, self.raw:read(false)
-  if result[1] == nil and result[2] == "pending" then return false end
-  self.result = result
-  return true
+function Reader:ready()
+  return self.raw:ready()
 end
 
 function Reader:read(wait)
   local raw = self.raw
   if wait == false or tasks.current() == nil then return raw:read(wait) end
-  local next_event = setmetatable({ raw = raw }, Next)
-  if not next_event:ready() then tasks.wait(next_event) end
-  local r = next_event.result
-  return r[1], r[2], r[3]
+  while true do
+    if not raw:ready() then tasks.wait(self) end
+    local event, data, detail = raw:read(false)
+    if event ~= nil or data ~= "pending" then return event, data, detail end
+  end
 end
 
 function Reader:close()
   self.raw:close()
-end
-
--- The stream's head: ready once the C core has it (or the whole answer
--- of a status other than 2xx, or a failure).
-local Head = {}
-Head.__index = Head
-function Head:ready()
-  local result = { self.raw:head() }
-  if result[1] == nil and result[2] == "pending" then return false end
-  self.result = result
-  return true
 end
 
 function Curl:stream(method, url, lines, body, timeout)
@@ -93,9 +74,13 @@ function Curl:stream(method, url, lines, body, timeout)
   if tasks.current() == nil then
     status, headers, raw, detail = self.connection:stream(method, url, lines, body, timeout)
   else
-    local head = setmetatable({ raw = tasks.hold(self.connection:stream_start(method, url, lines, body, timeout)) }, Head)
-    if not head:ready() then tasks.wait(head) end
-    status, headers, raw, detail = head.result[1], head.result[2], head.result[3], head.result[4]
+    local started, kind, message = self.connection:stream_start(method, url, lines, body, timeout)
+    if started == nil then return nil, kind, message end
+    tasks.hold(started)
+    repeat
+      if not started:ready() then tasks.wait(started) end
+      status, headers, raw, detail = started:head()
+    until status ~= nil or headers ~= "pending"
   end
   if status ~= nil and status >= 200 and status < 300 then raw = setmetatable({ raw = raw }, Reader) end
   return status, headers, raw, detail

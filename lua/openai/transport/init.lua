@@ -38,6 +38,13 @@ function M.nginx_phase()
   return ngx and ngx.get_phase()
 end
 
+-- Whether the running code may use cosockets: inside nginx, in a phase
+-- that allows them.
+function M.cosockets_allowed()
+  local phase = M.nginx_phase()
+  return phase ~= nil and COSOCKET_PHASES[phase] == true
+end
+
 -- The name of the transport for a call made now by a client configured
 -- with `wanted` ("curl", "ngx" or nil for automatic), or nil and why the
 -- call cannot be made here.
