@@ -63,6 +63,38 @@ describe("tasks making calls", function()
     assert.are.same({ "Echo: one two three", "Echo: one two three", "Echo: one two three" }, contents)
   end)
 
+  it("streams and requests one after another in a task, each on the handle the one before left, stay exact", function()
+    -- An ended transfer's libcurl handle serves the next one: a stream's
+    -- (its own write callback, no time limit) then a request's, and back.
+    local STREAM = { model = "gpt-4o-mini", messages = { { role = "user", content = "a b" } }, stream = true }
+    local function streamed()
+      local stream = assert(client.chat.completions.create(STREAM))
+      local parts = {}
+      while true do
+        local chunk, err = stream:next()
+        assert(err == nil, err)
+        if chunk == nil then break end
+        parts[#parts + 1] = chunk.choices[1] and chunk.choices[1].delta.content or ""
+      end
+      stream:close() -- its handle is free for the next call now, not at collection
+      return table.concat(parts)
+    end
+    local got = { tasks.run(function()
+      local out = {}
+      for _ = 1, 3 do
+        out[#out + 1] = streamed()
+        out[#out + 1] = golden.fields(openai, client.chat.completions.retrieve("chatcmpl-abc123"))
+      end
+      local cc, err = client.chat.completions.retrieve("chatcmpl-missing")
+      out[#out + 1] = tostring(cc) .. " " .. err.name
+      out[#out + 1] = streamed()
+      return (table.unpack or unpack)(out)
+    end) }
+    assert.are.same({ "Echo: a b", golden.FIELDS, "Echo: a b", golden.FIELDS, "Echo: a b", golden.FIELDS,
+      "nil NotFoundError", "Echo: a b" }, got)
+    assert.are.same({ requests = 8, connections = 1 }, server:stats())
+  end)
+
   it("a retry waits on a timer: the other tasks go on meanwhile", function()
     server:script { { match = { path = "/v1/chat/completions/chatcmpl-emoji123" }, status = 500,
                       headers = { ["retry-after-ms"] = "200" }, json = { error = { message = "boom" } } } }

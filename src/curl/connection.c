@@ -117,6 +117,7 @@ static void forsake_inherited(struct connection *c) {
   struct stream *s;
   struct pending *p;
   forsaken_keep(c->multi);
+  transfer_forsake_spares(c);
   connection_forget_sockets(c); /* no epoll_ctl: the set is the parent's too */
   while ((s = pop_stream(c)) != NULL) stream_forsake(s);
   while ((p = pop_pending(c)) != NULL) pending_forsake(p);
@@ -164,6 +165,7 @@ void connection_release(struct connection *c) {
   while ((p = pop_pending(c)) != NULL) pending_abort(p);
   c->headers_from = NULL; /* before the list goes (rule 6) */
   transfer_release(&c->request);
+  transfer_drop_spares(c); /* the streams' and pendings' came back there */
   if (c->multi != NULL) {
     curl_multi_cleanup(c->multi);
     c->multi = NULL;

@@ -84,6 +84,7 @@ static void resume_reading(struct stream *s) {
 
 /* Frees everything s holds; idempotent. */
 static void stream_release(struct stream *s) {
+  if (s->paused) s->transfer.not_spare = 1;
   transfer_release(&s->transfer);
   event_queue_clear(&s->events);
   sse_free(&s->sse);

@@ -97,12 +97,17 @@ static curl_socket_t on_open_socket(void *ud, curlsocktype purpose, struct curl_
 
 /* ---- transfers ---- */
 
+/* Points easy's callbacks' data and error buffer at t (or at nothing). */
+static void point_at(CURL *easy, struct transfer *t) {
+  curl_easy_setopt(easy, CURLOPT_WRITEDATA, (void *)t);
+  curl_easy_setopt(easy, CURLOPT_HEADERDATA, (void *)t);
+  curl_easy_setopt(easy, CURLOPT_OPENSOCKETDATA, (void *)t);
+  curl_easy_setopt(easy, CURLOPT_ERRORBUFFER, t ? t->errbuf : NULL);
+  curl_easy_setopt(easy, CURLOPT_PRIVATE, (void *)t);
+}
+
 void transfer_set_pointers(struct transfer *t) {
-  curl_easy_setopt(t->easy, CURLOPT_WRITEDATA, (void *)t);
-  curl_easy_setopt(t->easy, CURLOPT_HEADERDATA, (void *)t);
-  curl_easy_setopt(t->easy, CURLOPT_OPENSOCKETDATA, (void *)t);
-  curl_easy_setopt(t->easy, CURLOPT_ERRORBUFFER, t->errbuf);
-  curl_easy_setopt(t->easy, CURLOPT_PRIVATE, (void *)t);
+  point_at(t->easy, t);
 }
 
 void transfer_set_defaults(CURL *easy) {
@@ -122,12 +127,49 @@ int transfer_init_from(struct transfer *t, struct connection *conn) {
   t->conn = conn;
   t->max_response_bytes = conn->request.max_response_bytes;
   t->max_response_values = conn->request.max_response_values;
-  /* duphandle copies the client's CA, proxy and other settings. */
-  t->easy = curl_easy_duphandle(conn->request.easy);
-  if (t->easy == NULL) return 0;
+  if (conn->spare_count > 0) {
+    /* An ended transfer's: the client's settings, and the per-transfer
+     * options transfer_prepare sets again, but for the write callback a
+     * stream replaces. Its footprint moves from the connection to t. */
+    t->easy = conn->spares[--conn->spare_count];
+    conn->footprint -= HANDLE_FOOTPRINT;
+    curl_easy_setopt(t->easy, CURLOPT_WRITEFUNCTION, transfer_on_body);
+  } else {
+    /* duphandle copies the client's CA, proxy and other settings. */
+    t->easy = curl_easy_duphandle(conn->request.easy);
+    if (t->easy == NULL) return 0;
+  }
   transfer_set_pointers(t);
   transfer_update_footprint(t);
   return 1;
+}
+
+/* Keeps t's easy handle, out of the multi handle, for the connection's
+ * next transfer; returns 0 when it has enough (the caller cleans it up).
+ * Never the blocking request's handle, nor on a closing connection. */
+static int keep_spare(struct transfer *t) {
+  struct connection *c = t->conn;
+  if (c == NULL || c->multi == NULL || c->close_pending || t == &c->request || t->not_spare ||
+      c->spare_count >= TRANSFER_SPARE_HANDLES)
+    return 0;
+  point_at(t->easy, NULL); /* t's memory may go before the handle does */
+  c->spares[c->spare_count++] = t->easy;
+  c->footprint += HANDLE_FOOTPRINT; /* still held, by the connection */
+  return 1;
+}
+
+void transfer_drop_spares(struct connection *c) {
+  while (c->spare_count > 0) {
+    curl_easy_cleanup(c->spares[--c->spare_count]);
+    c->footprint -= HANDLE_FOOTPRINT;
+  }
+}
+
+void transfer_forsake_spares(struct connection *c) {
+  while (c->spare_count > 0) {
+    forsaken_keep(c->spares[--c->spare_count]);
+    c->footprint -= HANDLE_FOOTPRINT;
+  }
 }
 
 void transfer_stop(struct transfer *t) {
@@ -140,7 +182,7 @@ void transfer_stop(struct transfer *t) {
 void transfer_release(struct transfer *t) {
   if (t->easy != NULL) {
     transfer_stop(t);
-    curl_easy_cleanup(t->easy);
+    if (!keep_spare(t)) curl_easy_cleanup(t->easy);
     t->easy = NULL;
   }
   curl_slist_free_all(t->headers);

@@ -161,6 +161,8 @@ struct transfer {
   int busy;           /* a C frame waits on it and may run a hook (rule 5) */
   int close_pending;  /* its owner's close() came while busy */
   int socket_errno;   /* errno of a failed socket(), e.g. EMFILE */
+  int not_spare;      /* the handle has state the next transfer must not
+                       * inherit (it was paused): cleaned up, not kept */
   CURLcode result;
   double last_activity; /* monotonic seconds of the last byte received */
   double timeout;       /* seconds; 0 for none */
@@ -199,6 +201,11 @@ struct pending {
 struct loop;
 struct watched_socket;
 
+/* How many easy handles of ended pendings and streams a connection keeps
+ * for the next ones: a new handle (curl_easy_duphandle) and its cleanup
+ * cost more than the rest of a small request's own work. */
+#define TRANSFER_SPARE_HANDLES 16
+
 struct connection {
   CURLM *multi; /* NULL once closed */
   pid_t pid;    /* the process that made `multi` (rule 7) */
@@ -223,6 +230,10 @@ struct connection {
   size_t open_streams;   /* streams on the list */
   size_t collect_above;  /* open streams that bring a full collection
                           * (0: an eighth of the file limit) */
+  CURL *spares[TRANSFER_SPARE_HANDLES]; /* easy handles of ended transfers,
+                                         * not in the multi handle, kept
+                                         * for the next ones (transfer.c) */
+  int spare_count;
 };
 
 /* What a finished transfer hands to Lua (rule 4). */
@@ -247,9 +258,14 @@ struct outcome {
 void transfer_set_defaults(CURL *easy);
 /* Points the easy handle's callbacks and error buffer at t. */
 void transfer_set_pointers(struct transfer *t);
-/* Initialises t with a fresh easy handle that copies the settings of the
- * connection's request handle. Returns 0 on failure. */
+/* Initialises t with an easy handle that has the settings of the
+ * connection's request handle: a spare one, or a copy. Returns 0 on
+ * failure. */
 int transfer_init_from(struct transfer *t, struct connection *conn);
+/* Cleans up the connection's spare easy handles (closing it). */
+void transfer_drop_spares(struct connection *c);
+/* Forgets them, another process's (rule 7): kept, not cleaned up. */
+void transfer_forsake_spares(struct connection *c);
 /* Reads method, url, headers table, body and timeout from the Lua stack
  * (raising on bad arguments; allocations stay owned by t) and sets them on
  * the easy handle, the timeout as libcurl's limit on the whole transfer.
@@ -260,7 +276,9 @@ int transfer_init_from(struct transfer *t, struct connection *conn);
 void transfer_prepare(lua_State *L, struct transfer *t, int first, int keep_headers);
 int transfer_start(struct transfer *t);
 void transfer_stop(struct transfer *t);    /* removes it from the multi handle */
-void transfer_release(struct transfer *t); /* frees everything; idempotent */
+/* Frees everything; idempotent. The easy handle of a pending or a stream
+ * goes to its connection's spares while there is room. */
+void transfer_release(struct transfer *t);
 /* Recounts t's footprint (with t->beside) into its connection's. */
 void transfer_update_footprint(struct transfer *t);
 /* The write callback of a request, and of a stream's response that is not
