@@ -1,7 +1,7 @@
 # Development build of openai (C core openai.core + Lua layer).
 # `make` builds build/openai/core.so; `make test` (Lua 5.4), `make test-all`
 # (every runtime), `make demo`, `make bench`, `make bench-callgrind`,
-# `make install PREFIX=DIR` (LuaRocks tree layout).
+# `make bench-concurrency`, `make install PREFIX=DIR` (LuaRocks tree layout).
 # Debian packages only.
 
 # LUA picks the runtime: lua5.1, lua5.2, lua5.3, lua5.4 (default) or luajit
@@ -76,7 +76,7 @@ RUNTIME_PACKAGES := lua5.1 liblua5.1-0-dev lua5.2 liblua5.2-dev lua5.3 liblua5.3
 # (it conflicts with luajit2): tools/luajit-debian.sh unpacks it in build/.
 HOST_PACKAGES := nginx libnginx-mod-http-ndk libnginx-mod-http-lua lua-resty-core
 
-.PHONY: all deps test test-all demo bench bench-build bench-callgrind bench-openresty install uninstall clean \
+.PHONY: all deps test test-all demo bench bench-build bench-concurrency bench-callgrind bench-openresty install uninstall clean \
         asan valgrind tsan threads-host hooks-module fork-helper luajit-debian fuzz fuzz-build ci-extra
 
 all: $(MODULE)
@@ -111,23 +111,37 @@ demo: deps
 # `make bench` also needs a local HTTP server (nginx, started by tools/bench.sh
 # on 127.0.0.1 from a config under build/bench/) and the anchors' libraries:
 # lua-curl for Lua 5.1 (lua-cjson and lua-socket are in DEBIAN_PACKAGES),
-# yajl for the "libcurl + a C parser" anchor; wrk for `make bench-openresty`.
-BENCH_PACKAGES := nginx lua5.1 lua-curl libyajl-dev wrk
+# yajl for the "libcurl + a C parser" anchor; wrk for `make bench-openresty`;
+# nginx's Lua module and Node.js (with npm: openai-node, installed by the
+# script with npm ci) for the concurrency part.
+BENCH_PACKAGES := nginx lua5.1 lua-curl libyajl-dev wrk libnginx-mod-http-ndk libnginx-mod-http-lua nodejs
 BENCH_BUILD    := build/bench
 FLOOR          := $(BENCH_BUILD)/floor
+MULTI          := $(BENCH_BUILD)/multi
+BENCH_C_FLAGS   = $(OPT) $(WARN) $(shell $(PKG_CONFIG) --cflags libcurl yajl) $(CFLAGS)
+BENCH_C_LIBS    = $(shell $(PKG_CONFIG) --libs libcurl yajl) $(LDFLAGS)
 
 bench: deps
 	@sh tools/deps.sh $(BENCH_PACKAGES)
 	@$(MAKE) --no-print-directory all bench-build
 	@sh tools/bench.sh
+	@echo
+	@sh tools/bench-concurrency.sh
 
-bench-build: $(FLOOR)
+# Only the concurrency part of `make bench`: 16 retrieves in flight and
+# 1 000 streams at once from one thread (tools/bench-concurrency.sh).
+bench-concurrency: deps
+	@sh tools/deps.sh $(BENCH_PACKAGES)
+	@$(MAKE) --no-print-directory all bench-build
+	@sh tools/bench-concurrency.sh
+
+bench-build: $(FLOOR) $(MULTI)
 
 # The floor anchor: libcurl alone (and, with --yajl, libcurl + yajl), no Lua.
-$(FLOOR): bench/floor.c
+# The curl-multi anchor: many transfers in flight from one thread.
+$(FLOOR) $(MULTI): $(BENCH_BUILD)/%: bench/%.c bench/common.c bench/common.h
 	@mkdir -p $(dir $@)
-	$(CC) $(OPT) $(WARN) $(shell $(PKG_CONFIG) --cflags libcurl yajl) $(CFLAGS) -o $@ $< \
-	  $(shell $(PKG_CONFIG) --libs libcurl yajl) $(LDFLAGS)
+	$(CC) $(BENCH_C_FLAGS) -o $@ $< bench/common.c $(BENCH_C_LIBS)
 
 # Instruction counts (callgrind) of a retrieve and of JSON decode/encode, per
 # call: nearly deterministic, for comparing changes on a noisy machine.

@@ -18,69 +18,11 @@
  */
 #define _POSIX_C_SOURCE 200809L
 #include <curl/curl.h>
-#include <yajl/yajl_parse.h>
+#include "common.h"
 
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
-
-struct body {
-  char *data;
-  size_t len, cap;
-};
-
-static size_t on_data(char *ptr, size_t size, size_t nmemb, void *userdata) {
-  struct body *b = userdata;
-  size_t n = size * nmemb;
-  if (b->len + n > b->cap) {
-    size_t cap = b->cap ? b->cap : 4096;
-    char *data;
-    while (cap < b->len + n) cap *= 2;
-    data = realloc(b->data, cap);
-    if (data == NULL) return 0;
-    b->data = data;
-    b->cap = cap;
-  }
-  memcpy(b->data + b->len, ptr, n);
-  b->len += n;
-  return n;
-}
-
-static double seconds(clockid_t clock) {
-  struct timespec ts;
-  clock_gettime(clock, &ts);
-  return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
-}
-
-/* yajl callbacks: count values, keep nothing. Numbers are converted (yajl's
- * strtoll/strtod), as any decoder must. */
-static int count_null(void *ctx) { ++*(long *)ctx; return 1; }
-static int count_bool(void *ctx, int v) { (void)v; ++*(long *)ctx; return 1; }
-static int count_integer(void *ctx, long long v) { (void)v; ++*(long *)ctx; return 1; }
-static int count_double(void *ctx, double v) { (void)v; ++*(long *)ctx; return 1; }
-static int count_string(void *ctx, const unsigned char *s, size_t n) { (void)s; (void)n; ++*(long *)ctx; return 1; }
-static int count_start_map(void *ctx) { ++*(long *)ctx; return 1; }
-static int count_key(void *ctx, const unsigned char *s, size_t n) { (void)ctx; (void)s; (void)n; return 1; }
-static int count_end(void *ctx) { (void)ctx; return 1; }
-static int count_start_array(void *ctx) { ++*(long *)ctx; return 1; }
-
-static const yajl_callbacks counting = {
-  count_null, count_bool, count_integer, count_double, NULL, count_string,
-  count_start_map, count_key, count_end, count_start_array, count_end,
-};
-
-/* Parses the body; returns the number of values, or -1 if it is not JSON. */
-static long parse(const struct body *b) {
-  long values = 0;
-  yajl_handle h = yajl_alloc(&counting, NULL, &values);
-  yajl_status st;
-  if (h == NULL) return -1;
-  st = yajl_parse(h, (const unsigned char *)b->data, b->len);
-  if (st == yajl_status_ok) st = yajl_complete_parse(h);
-  yajl_free(h);
-  return st == yajl_status_ok ? values : -1;
-}
 
 /* The header lines of a file, one a line, as a libcurl list. */
 static struct curl_slist *read_headers(const char *path) {
@@ -133,7 +75,7 @@ int main(int argc, char **argv) {
   curl = curl_easy_init();
   if (curl == NULL) return 1;
   curl_easy_setopt(curl, CURLOPT_URL, argv[1]);
-  curl_easy_setopt(curl, CURLOPT_WRITEFUNCTION, on_data);
+  curl_easy_setopt(curl, CURLOPT_WRITEFUNCTION, body_append);
   curl_easy_setopt(curl, CURLOPT_WRITEDATA, &b);
   curl_easy_setopt(curl, CURLOPT_NOSIGNAL, 1L);
   if (headers != NULL) curl_easy_setopt(curl, CURLOPT_HTTPHEADER, headers);
@@ -141,7 +83,7 @@ int main(int argc, char **argv) {
   /* One call to warm up and to check the answer. */
   rc = curl_easy_perform(curl);
   curl_easy_getinfo(curl, CURLINFO_RESPONSE_CODE, &status);
-  if (rc != CURLE_OK || status != 200 || b.len == 0 || parse(&b) <= 0) {
+  if (rc != CURLE_OK || status != 200 || b.len == 0 || yajl_count(&b) <= 0) {
     fprintf(stderr, "floor: bad first answer (%s, HTTP %ld, %zu bytes)\n", curl_easy_strerror(rc), status, b.len);
     return 1;
   }
@@ -156,7 +98,7 @@ int main(int argc, char **argv) {
       return 1;
     }
     if (with_yajl) {
-      long n = parse(&b);
+      long n = yajl_count(&b);
       if (n <= 0) {
         fprintf(stderr, "floor: body is not JSON\n");
         return 1;

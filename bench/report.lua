@@ -5,7 +5,10 @@
 -- (the nginx counters come from its stub_status page, whose own request
 -- counts as one connection and one request).
 --   lua5.4 bench/report.lua RESULTS DATE MACHINE VERSIONS COMMIT CPU SECONDS
-local format, sort, concat = string.format, table.sort, table.concat
+package.path = "./?.lua;" .. package.path
+local numbers = require("bench.stats")
+local format, concat = string.format, table.concat
+local median, count = numbers.median, numbers.count
 
 local path, date, machine, versions, commit, cpu, seconds = table.unpack(arg, 1, 7)
 
@@ -23,27 +26,9 @@ local BODIES = {
   { key = "large", label = "large completion with logprobs, ~205 KB", goal = "cjson" },
 }
 
-local function median(list)
-  local copy = {}
-  for i = 1, #list do copy[i] = list[i] end
-  sort(copy)
-  local n = #copy
-  if n == 0 then return nil end
-  if n % 2 == 1 then return copy[(n + 1) // 2] end
-  return (copy[n // 2] + copy[n // 2 + 1]) / 2
-end
-
-local function count(value)
-  if value >= 10000 then return format("%.1fk", value / 1000) end
-  if value >= 100 then return format("%.0f", value) end
-  return format("%.1f", value)
-end
-
 -- runs[client][body] = { ops = {...}, cpu_us = {...}, nginx_us = {...}, connections = {...} }
 local runs, rounds = {}, 0
-for line in io.lines(path) do
-  local f = {}
-  for word in line:gmatch("%S+") do f[#f + 1] = word end
+for _, f in ipairs(numbers.records(path)) do
   if #f == 11 then
     local client, body = f[1], f[2]
     local calls, wall, cpu_s, nginx_ns = tonumber(f[4]), tonumber(f[5]), tonumber(f[6]), tonumber(f[7])
@@ -94,8 +79,7 @@ for _, body in ipairs(BODIES) do
   for _, client in ipairs(CLIENTS) do
     local r = runs[client.key] and runs[client.key][body.key]
     if r and #r.ops > 0 then
-      local lo, hi = math.huge, 0
-      for _, v in ipairs(r.ops) do lo, hi = math.min(lo, v), math.max(hi, v) end
+      local lo, hi = numbers.range(r.ops)
       local cpu_rates = {}
       for i = 1, #r.ops do cpu_rates[i] = 1e6 / (r.cpu_us[i] + r.nginx_us[i]) end
       stats[client.key] = {

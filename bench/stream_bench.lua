@@ -12,12 +12,7 @@ local mock = require("spec.helpers.mock")
 local CHUNKS = tonumber(arg[1]) or 10000
 local KEY = "sk-bench-0123456789"
 
-local function status_kb(field)
-  for line in io.lines("/proc/self/status") do
-    local value = line:match("^" .. field .. ":%s+(%d+) kB")
-    if value then return tonumber(value) end
-  end
-end
+local status_kb = require("bench.stats").status_kb
 
 local server = mock.start { api_key = KEY }
 local client = openai.new { api_key = KEY, base_url = server.base_url }

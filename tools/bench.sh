@@ -26,6 +26,9 @@
 #    and ratios as a Markdown table.
 # 2. The JSON codecs, openai.json against lua-cjson (bench/json_bench.lua).
 # 3. A 10 000-chunk stream from the bundled mock (bench/stream_bench.lua).
+# 4. (`make bench` runs it after this script) many calls from one thread:
+#    16 retrieves in flight and 1 000 streams at once, against curl-multi
+#    and openai-node: tools/bench-concurrency.sh, alone `make bench-concurrency`.
 #
 # Environment: BENCH_SECONDS (default 1.5), BENCH_ROUNDS (3), BENCH_CPU (0),
 # BENCH_JSON_SECONDS (0.6).
@@ -46,6 +49,7 @@ mkdir -p "$OUT/nginx"
 [ -x "$OUT/floor" ] || { echo "build/bench/floor is missing: run make bench" >&2; exit 2; }
 
 . tools/lib/servers.sh
+. tools/lib/bench.sh
 trap 'nginx_stop' EXIT
 trap 'nginx_stop; exit 130' INT TERM
 
@@ -94,21 +98,15 @@ while [ "$round" -le "$ROUNDS" ]; do
     if [ "$body" = small ]; then id=chatcmpl-abc123; expected=chatcmpl-abc123
     else id=large; expected=chatcmpl-large; fi
     url="$NGINX_BASE/chat/completions/$id"
-    # Rotate the order: round r starts with the r-th client.
-    order=$(echo $client_names | tr ' ' '\n' | awk -v r="$round" '{ a[NR] = $0 }
-      END { for (i = 0; i < NR; i++) print a[(i + r - 1) % NR + 1] }')
     line="round $round, $body:"
-    for name in $order; do
-      ns0=$(nginx_cpu_ns); counts0=$(nginx_counts)
-      result=$(run_client "$name" "$url" "$id" "$expected" 2>&1) || true
-      ns1=$(nginx_cpu_ns); counts1=$(nginx_counts)
-      set -- $(echo "$result" | sed -n 's/^RESULT //p')
-      if [ $# -lt 3 ]; then
-        echo "$name ($body) failed: $result" >&2
-        continue
+    for name in $(rotated "$round" $client_names); do
+      if fields=$(measured 3 run_client "$name" "$url" "$id" "$expected"); then
+        echo "$name $body $round $fields" >> "$RESULTS"
+        set -- $fields
+        line="$line $name $(rate "$1" "$2")"
+      else
+        echo "$name ($body) failed" >&2
       fi
-      echo "$name $body $round $1 $2 $3 $((ns1 - ns0)) $counts0 $counts1" >> "$RESULTS"
-      line="$line $name $(awk -v c="$1" -v w="$2" 'BEGIN { printf "%.0f/s", c / w }')"
     done
     echo "$line"
   done

@@ -12,10 +12,14 @@
 # tools/bench-callgrind.sh), pinned to the CPU given, everything it writes
 # under the directory given (config, pid file, logs, temp paths); one
 # process (daemon off, master_process off):
-#   nginx_start DIR CPU   sets NGINX_PID, NGINX_PORT and NGINX_BASE
+#   nginx_start DIR CPU [sse]
+#                         sets NGINX_PID, NGINX_PORT and NGINX_BASE
 #                         (http://127.0.0.1:PORT/v1); serves
 #                         GET /v1/chat/completions/chatcmpl-abc123  the golden fixture
 #                         GET /v1/chat/completions/large            bench/large_document.lua
+#                         and with sse (nginx's Lua module, 8192 connections,
+#                         a listen backlog of 4096; raise `ulimit -n` first):
+#                         POST /v1/chat/completions, GET /__streams  bench/sse_server.lua
 #   nginx_stop
 #   nginx_cpu_ns          CPU time nginx has used so far, in ns (/proc/PID/schedstat)
 #   nginx_counts          "<connections accepted> <requests>" so far (stub_status;
@@ -60,6 +64,22 @@ mock_stop() {
 nginx_start() {
   nginx_dir=$(cd "$1" && pwd) || return 1
   nginx_cpu=$2
+  nginx_modules=""
+  nginx_connections=1024
+  nginx_sse=""
+  nginx_sse_locations=""
+  nginx_listen=""
+  if [ "$3" = sse ]; then
+    nginx_modules="load_module /usr/lib/nginx/modules/ndk_http_module.so;
+load_module /usr/lib/nginx/modules/ngx_http_lua_module.so;"
+    nginx_connections=8192
+    # A backlog for a thousand connects at once (nginx's default is 511:
+    # the rest would wait for a SYN retransmission, a second later).
+    nginx_listen=" backlog=4096"
+    nginx_sse="lua_shared_dict streams 1m;"
+    nginx_sse_locations="location = /v1/chat/completions { content_by_lua_file $(pwd)/bench/sse_server.lua; }
+    location = /__streams { content_by_lua_file $(pwd)/bench/sse_server.lua; }"
+  fi
   rm -rf "$nginx_dir/www" "$nginx_dir/logs" "$nginx_dir/tmp"
   mkdir -p "$nginx_dir/www/v1/chat/completions" "$nginx_dir/logs" "$nginx_dir/tmp"
   cp spec/fixtures/chatcmpl-abc123.json "$nginx_dir/www/v1/chat/completions/chatcmpl-abc123"
@@ -69,12 +89,13 @@ nginx_start() {
     NGINX_PORT=$(lua5.4 -e 'local s = assert(require("socket").bind("127.0.0.1", 0))
       local _, port = s:getsockname() s:close() print(port)') || return 1
     cat > "$nginx_dir/nginx.conf" <<EOF
+$nginx_modules
 daemon off;
 master_process off;
 worker_processes 1;
 pid $nginx_dir/nginx.pid;
 error_log $nginx_dir/logs/error.log warn;
-events { worker_connections 1024; }
+events { worker_connections $nginx_connections; }
 http {
   access_log off;
   client_body_temp_path $nginx_dir/tmp/client_body;
@@ -90,12 +111,14 @@ http {
   tcp_nodelay on;
   open_file_cache max=16 inactive=600s;
   open_file_cache_valid 600s;
+  $nginx_sse
   server {
-    listen 127.0.0.1:$NGINX_PORT;
+    listen 127.0.0.1:$NGINX_PORT$nginx_listen;
     root $nginx_dir/www;
     location = /v1/chat/completions/chatcmpl-abc123 { }
     location = /v1/chat/completions/large { }
     location = /__status { stub_status; }
+    $nginx_sse_locations
     location / { return 404; }
   }
 }
