@@ -171,4 +171,10 @@ describe("host examples", function()
       assert.truthy(stderr:find(rejected, 1, true), case[2] .. ": " .. stderr)
     end
   end)
+
+  it("Neovim exits with status 1 when the script fails before any call (no API key)", function()
+    local _, code, stderr = run("luajit", NVIM, { OPENAI_API_KEY = false })
+    assert.are.equal(1, code, stderr)
+    assert.truthy(stderr:find("openai: missing API key", 1, true), stderr)
+  end)
 end)
