@@ -72,9 +72,11 @@ DEBIAN_PACKAGES := make gcc pkg-config lua5.4 liblua5.4-dev libcurl4-openssl-dev
 RUNTIME_PACKAGES := lua5.1 liblua5.1-0-dev lua5.2 liblua5.2-dev lua5.3 liblua5.3-dev \
                     luajit2 libluajit2-5.1-dev lua-compat53-dev
 # The hosts the specs run the module in: nginx with its Lua module (and the
-# lua-resty-core that module loads). Debian's own luajit is not installed
+# lua-resty-core that module loads), LÖVE and Neovim (spec/lua54/hosts_spec.lua
+# runs examples/love and examples/nvim in them; both take luajit2's library
+# in place of Debian's libluajit). Debian's own luajit is not installed
 # (it conflicts with luajit2): tools/luajit-debian.sh unpacks it in build/.
-HOST_PACKAGES := nginx libnginx-mod-http-ndk libnginx-mod-http-lua lua-resty-core
+HOST_PACKAGES := nginx libnginx-mod-http-ndk libnginx-mod-http-lua lua-resty-core love neovim
 
 .PHONY: all deps test test-all demo bench bench-build bench-concurrency bench-callgrind bench-openresty install uninstall clean \
         asan valgrind tsan threads-host hooks-module fork-helper luajit-debian fuzz fuzz-build ci-extra
