@@ -35,6 +35,12 @@ local WAITING = setmetatable({}, { __name = "openai.tasks.waiting" })
 local by_coroutine = setmetatable({}, { __mode = "k" }) -- coroutine -> task
 local live = {}        -- task -> true, until it ends
 local live_count = 0
+-- Who waits for what, so that a poll asks only the waiters whose wait may
+-- be over: a transfer of the C core (a request, a stream) is known by its
+-- wake key, which the loop lists once the transfer moved on; the others
+-- (timers, other tasks, a task's own yield) are asked on every poll.
+local by_key = {}      -- wake key -> the task waiting on that transfer
+local unkeyed = {}     -- task -> true: waits on something else, or is ready
 local loop             -- core.loop(), made on first use
 
 local function get_loop()
@@ -53,8 +59,24 @@ end
 -- `deadline` (monotonic seconds), when set, is when it will be.
 local function wait_for(task, waitable)
   task.waiting = waitable
+  local key = waitable.wake_key and waitable:wake_key()
+  if key ~= nil and by_key[key] == nil then
+    by_key[key] = task
+    task.key = key
+  else
+    unkeyed[task] = true
+  end
   coroutine.yield(WAITING)
   task.waiting = nil
+end
+
+-- Forgets what the task waited for (it runs again, or has ended).
+local function unregister(task)
+  if task.key ~= nil then
+    by_key[task.key] = nil
+    task.key = nil
+  end
+  unkeyed[task] = nil
 end
 
 -- Inside a task: yields until waitable:ready(), returning true. Outside
@@ -92,6 +114,7 @@ end
 local function finish(task)
   task.finished = true
   task.waiting = nil
+  unregister(task)
   if live[task] then
     live[task] = nil
     live_count = live_count - 1
@@ -100,9 +123,13 @@ end
 
 -- Runs the task until it waits or ends.
 local function step(task)
+  unregister(task)
   local results = pack(coroutine.resume(task.co))
   if coroutine.status(task.co) ~= "dead" then
-    if results[2] ~= WAITING then task.waiting = nil end -- its own yield: ready again at once
+    if results[2] ~= WAITING then -- its own yield: ready again at once
+      task.waiting = nil
+      unkeyed[task] = true
+    end
     return
   end
   finish(task)
@@ -191,9 +218,10 @@ function Task:result()
 end
 
 -- The earliest deadline of the waiting tasks (monotonic seconds), or nil.
+-- (A transfer's deadlines are the loop's: loop:timeout().)
 local function earliest_deadline()
   local earliest
-  for task in pairs(live) do
+  for task in pairs(unkeyed) do
     local waiting = task.waiting
     if waiting == nil then return core.monotonic() end -- ready to run again
     if waiting.deadline and (earliest == nil or waiting.deadline < earliest) then earliest = waiting.deadline end
@@ -201,12 +229,27 @@ local function earliest_deadline()
   return earliest
 end
 
--- Resumes every task whose wait is over; returns how many.
+local function add_if_ready(ready, task)
+  local waiting = task.waiting
+  if waiting == nil or waiting:ready() then ready[#ready + 1] = task end
+end
+
+-- Resumes every task whose wait is over; returns how many. Asks the
+-- waiters of the transfers the loop woke, and those waiting on anything
+-- else; every waiter when the loop may have missed one.
 local function resume_ready()
   local ready = {}
-  for task in pairs(live) do
-    local waiting = task.waiting
-    if waiting == nil or waiting:ready() then ready[#ready + 1] = task end
+  local l = get_loop()
+  local keys, rescan
+  if l then keys, rescan = l:woken() end
+  if l == nil or rescan then
+    for task in pairs(live) do add_if_ready(ready, task) end
+  else
+    for i = 1, #keys do
+      local task = by_key[keys[i]]
+      if task ~= nil then add_if_ready(ready, task) end
+    end
+    for task in pairs(unkeyed) do add_if_ready(ready, task) end
   end
   for _, task in ipairs(ready) do
     if not task.finished then step(task) end

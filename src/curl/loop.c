@@ -9,6 +9,7 @@
 #include "loop.h"
 
 #include <errno.h>
+#include <limits.h>
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
@@ -22,6 +23,7 @@
  * curl_multi_assign. */
 struct watched_socket {
   curl_socket_t fd;
+  struct connection *conn; /* whose multi handle asked */
   int what;   /* CURL_POLL_IN, CURL_POLL_OUT or CURL_POLL_INOUT */
   int in_set; /* in the Loop's epoll set */
   struct watched_socket *next;
@@ -31,6 +33,18 @@ struct loop {
   int epfd;  /* -1 once closed */
   pid_t pid; /* the process whose epoll instance epfd names (rule 7) */
   struct connection *members; /* the connections whose sockets are in the set */
+  /* The transfers that moved on (a head, events, the end) since woken()
+   * last took the list, each once (its `woken` flag), so that a scheduler
+   * asks only their waiters. A transfer leaves the list when released. */
+  struct transfer **woken;
+  size_t woken_len, woken_cap;
+  int rescan; /* the list may miss one (memory ran out, a transfer was
+               * closed before its end, a connection left): ask every
+               * waiter once */
+  /* The connection of each descriptor in the set, by descriptor, so that
+   * an event finds its multi handle at once (NULL: look it up). */
+  struct connection **by_fd;
+  size_t by_fd_cap;
 };
 
 /* Most events one epoll_wait takes; the rest wait for the next one. */
@@ -42,7 +56,27 @@ static uint32_t epoll_events(int what) {
   return (what & CURL_POLL_IN ? EPOLLIN : 0u) | (what & CURL_POLL_OUT ? EPOLLOUT : 0u);
 }
 
+/* Records (or, with NULL, forgets) fd's connection; a record that cannot
+ * be made leaves dispatch to search. */
+static void record_fd(struct loop *l, curl_socket_t fd, struct connection *c) {
+  size_t at = (size_t)fd;
+  if (fd < 0) return;
+  if (at >= l->by_fd_cap) {
+    size_t cap = l->by_fd_cap < 64 ? 64 : l->by_fd_cap;
+    struct connection **grown;
+    if (c == NULL) return;
+    while (cap <= at) cap *= 2;
+    grown = realloc(l->by_fd, cap * sizeof *grown);
+    if (grown == NULL) return;
+    memset(grown + l->by_fd_cap, 0, (cap - l->by_fd_cap) * sizeof *grown);
+    l->by_fd = grown;
+    l->by_fd_cap = cap;
+  }
+  l->by_fd[at] = c;
+}
+
 static void set_remove(struct loop *l, struct watched_socket *w) {
+  record_fd(l, w->fd, NULL);
   if (w->in_set) {
     struct epoll_event ev; /* ignored, but kernels before 2.6.9 wanted one */
     (void)epoll_ctl(l->epfd, EPOLL_CTL_DEL, w->fd, &ev);
@@ -64,8 +98,57 @@ static void set_add(struct loop *l, struct watched_socket *w) {
   if (epoll_ctl(l->epfd, w->in_set ? EPOLL_CTL_MOD : EPOLL_CTL_ADD, w->fd, &ev) == 0 ||
       /* the set may have lost it (closed and reopened under the same
        * number) or hold it already: the other operation then */
-      epoll_ctl(l->epfd, w->in_set ? EPOLL_CTL_ADD : EPOLL_CTL_MOD, w->fd, &ev) == 0)
+      epoll_ctl(l->epfd, w->in_set ? EPOLL_CTL_ADD : EPOLL_CTL_MOD, w->fd, &ev) == 0) {
     w->in_set = 1;
+    record_fd(l, w->fd, w->conn);
+  }
+}
+
+/* ---- the woken list ---- */
+
+void loop_wake(struct transfer *t) {
+  struct loop *l = t->conn != NULL ? t->conn->loop : NULL;
+  if (l == NULL || t->woken) return;
+  if (l->woken_len == l->woken_cap) {
+    size_t cap = l->woken_cap < 32 ? 32 : l->woken_cap * 2;
+    struct transfer **grown = realloc(l->woken, cap * sizeof *grown);
+    if (grown == NULL) {
+      l->rescan = 1;
+      return;
+    }
+    l->woken = grown;
+    l->woken_cap = cap;
+  }
+  l->woken[l->woken_len++] = t;
+  t->woken = 1;
+}
+
+/* Takes the entries for which drop(entry, c) holds off l's list. */
+static void unlist(struct loop *l, int (*drop)(const struct transfer *, const void *), const void *what) {
+  size_t i, kept = 0;
+  for (i = 0; i < l->woken_len; i++) {
+    struct transfer *t = l->woken[i];
+    if (drop(t, what))
+      t->woken = 0;
+    else
+      l->woken[kept++] = t;
+  }
+  l->woken_len = kept;
+}
+
+static int is_transfer(const struct transfer *t, const void *what) {
+  return t == what;
+}
+
+static int of_connection(const struct transfer *t, const void *what) {
+  return t->conn == what;
+}
+
+void loop_forget(struct transfer *t) {
+  struct loop *l = t->conn != NULL ? t->conn->loop : NULL;
+  if (l == NULL) return;
+  if (!t->done) l->rescan = 1; /* whoever waits on it must see it closed */
+  if (t->woken) unlist(l, is_transfer, t);
 }
 
 /* Takes c off l's list; its sockets leave the set only when use_set (not
@@ -73,8 +156,11 @@ static void set_add(struct loop *l, struct watched_socket *w) {
 static void detach(struct loop *l, struct connection *c, int use_set) {
   struct connection **link;
   struct watched_socket *w;
+  unlist(l, of_connection, c);
+  l->rescan = 1; /* its transfers' waiters see them closed or forsaken */
   for (w = c->sockets; w != NULL; w = w->next) {
     if (use_set) set_remove(l, w);
+    record_fd(l, w->fd, NULL);
     w->in_set = 0;
   }
   for (link = &l->members; *link != NULL; link = &(*link)->loop_next) {
@@ -114,6 +200,7 @@ static int on_socket(CURL *easy, curl_socket_t fd, int what, void *userp, void *
     w = calloc(1, sizeof *w);
     if (w == NULL) return -1; /* libcurl fails the transfers on this socket */
     w->fd = fd;
+    w->conn = c;
     if (curl_multi_assign(c->multi, fd, w) != CURLM_OK) {
       free(w);
       return -1;
@@ -178,6 +265,7 @@ static void read_messages(struct connection *c) {
         t->result = result;
         t->done = 1;
         transfer_stop(t);
+        loop_wake(t);
       }
     }
   }
@@ -286,6 +374,11 @@ struct loop *loop_push(lua_State *L) {
   l->epfd = -1;
   l->pid = getpid();
   l->members = NULL;
+  l->woken = NULL;
+  l->woken_len = l->woken_cap = 0;
+  l->rescan = 0;
+  l->by_fd = NULL;
+  l->by_fd_cap = 0;
   luaL_setmetatable(L, OPENAI_LOOP_MT);
   l->epfd = epoll_create1(EPOLL_CLOEXEC);
   if (l->epfd < 0) luaL_error(L, "cannot create an epoll set: %s", strerror(errno));
@@ -341,6 +434,10 @@ static void dispatch(struct loop *l, int fd, uint32_t ready) {
   struct connection *c;
   int events = (ready & (EPOLLIN | EPOLLHUP) ? CURL_CSELECT_IN : 0) | (ready & EPOLLOUT ? CURL_CSELECT_OUT : 0) |
                (ready & EPOLLERR ? CURL_CSELECT_ERR : 0);
+  if (fd >= 0 && (size_t)fd < l->by_fd_cap && (c = l->by_fd[fd]) != NULL) {
+    act(c, fd, events);
+    return;
+  }
   for (c = l->members; c != NULL; c = c->loop_next) {
     struct watched_socket *w;
     for (w = c->sockets; w != NULL; w = w->next) {
@@ -444,7 +541,38 @@ static int loop_gc(lua_State *L) {
   while (l->members != NULL) detach(l, l->members, 0); /* the set goes whole */
   if (l->epfd >= 0) close(l->epfd);
   l->epfd = -1;
+  free(l->woken); /* every entry's connection was detached: the list is empty */
+  free(l->by_fd);
+  l->by_fd = NULL;
+  l->by_fd_cap = 0;
+  l->woken = NULL;
+  l->woken_len = l->woken_cap = 0;
   return 0;
+}
+
+/* loop:woken() -> keys, rescan
+ * The transfers that moved on since the last call, as light userdata (the
+ * address of each Pending or Stream: what its wake_key() gives), and
+ * whether a waiter may have been missed, so that every waiter must be
+ * asked. Each call starts a new list. */
+static int loop_woken(lua_State *L) {
+  struct loop *l = check_loop(L, 1);
+  size_t i, n = l->woken_len;
+  /* Finalizers may run while the table is made, and change the list: only
+   * what it holds after is taken, and anything beyond the table's size
+   * asks for a rescan. */
+  lua_createtable(L, n > INT_MAX ? INT_MAX : (int)n, 0);
+  if (l->woken_len > n) l->rescan = 1;
+  if (l->woken_len < n) n = l->woken_len;
+  for (i = 0; i < l->woken_len; i++) l->woken[i]->woken = 0;
+  for (i = 0; i < n; i++) {
+    lua_pushlightuserdata(L, l->woken[i]);
+    lua_rawseti(L, -2, (int)i + 1);
+  }
+  l->woken_len = 0;
+  lua_pushboolean(L, l->rescan);
+  l->rescan = 0;
+  return 2;
 }
 
 static int loop_tostring(lua_State *L) {
@@ -467,6 +595,7 @@ void openai_loop_register(lua_State *L) {
     {"poll", loop_poll},
     {"fd", loop_fd},
     {"timeout", loop_timeout},
+    {"woken", loop_woken},
     {NULL, NULL}
   };
   static const luaL_Reg metamethods[] = {

@@ -70,6 +70,13 @@ static int pending_done(lua_State *L) {
   return 1;
 }
 
+/* pending:wake_key() -> the light userdata loop:woken() lists the pending
+ * by once it is done. */
+static int pending_wake_key(lua_State *L) {
+  lua_pushlightuserdata(L, &check_pending(L, 1)->transfer);
+  return 1;
+}
+
 /* pending:result()
  *   -> what conn:request(method, url, headers, body, timeout, true, true)
  *      returns: status, headers, body[, decode_error]
@@ -151,6 +158,7 @@ void openai_pending_register(lua_State *L) {
   static const luaL_Reg methods[] = {
     {"done", pending_done},
     {"ready", pending_done}, /* what openai.tasks asks of what a task waits for */
+    {"wake_key", pending_wake_key},
     {"result", pending_result},
     {"close", pending_close},
     {NULL, NULL}

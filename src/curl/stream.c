@@ -58,6 +58,7 @@ static size_t on_stream_body(char *ptr, size_t size, size_t nmemb, void *ud) {
   default: t->out_of_memory = 1; taken = 0; break;
   }
   update_footprint(s);
+  if (s->events.head != NULL || taken == 0) loop_wake(t);
   return taken;
 }
 
@@ -445,9 +446,17 @@ static int stream_ready(lua_State *L) {
   return 1;
 }
 
+/* stream:wake_key() -> the light userdata loop:woken() lists the stream
+ * by once it moves on. */
+static int stream_wake_key(lua_State *L) {
+  lua_pushlightuserdata(L, &check_stream(L, 1)->transfer);
+  return 1;
+}
+
 static const luaL_Reg stream_methods[] = {
   {"read", stream_read},
   {"ready", stream_ready},
+  {"wake_key", stream_wake_key},
   {"head", stream_head},
   {"close", stream_close},
   {NULL, NULL}

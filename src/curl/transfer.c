@@ -70,6 +70,7 @@ static size_t on_header(char *ptr, size_t size, size_t nmemb, void *ud) {
     if (status >= 200 || status < 100) {
       t->status = status;
       t->headers_done = 1;
+      loop_wake(t); /* a stream's head is there */
     }
   }
   return n;
@@ -180,6 +181,7 @@ void transfer_stop(struct transfer *t) {
 }
 
 void transfer_release(struct transfer *t) {
+  loop_forget(t);
   if (t->easy != NULL) {
     transfer_stop(t);
     if (!keep_spare(t)) curl_easy_cleanup(t->easy);
@@ -295,6 +297,7 @@ void transfer_fail_timeout(struct transfer *t, const char *what) {
   transfer_stop(t);
   t->done = 1;
   t->result = CURLE_OPERATION_TIMEDOUT;
+  loop_wake(t);
   snprintf(t->errbuf, sizeof t->errbuf, "no %s within %.3f s", what, t->timeout);
 }
 

@@ -161,6 +161,7 @@ struct transfer {
   int busy;           /* a C frame waits on it and may run a hook (rule 5) */
   int close_pending;  /* its owner's close() came while busy */
   int socket_errno;   /* errno of a failed socket(), e.g. EMFILE */
+  int woken;          /* on its Loop's woken list (loop.c) */
   int not_spare;      /* the handle has state the next transfer must not
                        * inherit (it was paused): cleaned up, not kept */
   CURLcode result;
@@ -334,6 +335,12 @@ struct loop *loop_push(lua_State *L);
 /* Puts c's sockets into l's epoll set from now on, before a transfer that
  * l is to drive starts. Returns 0 when l is closed. */
 int loop_join(struct loop *l, struct connection *c);
+/* Puts t on its connection's Loop's woken list (once; nothing when the
+ * connection is in no Loop): t has moved on, and whoever waits on it may
+ * go on. C memory only: libcurl's callbacks call it. */
+void loop_wake(struct transfer *t);
+/* Takes t off that list, before t goes (transfer_release). */
+void loop_forget(struct transfer *t);
 
 /* ---- connection.c ---- */
 

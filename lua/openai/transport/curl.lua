@@ -47,12 +47,17 @@ end
 -- A stream's reader: the C core's Stream, read by waiting (blocking) or,
 -- inside a task, by yielding until an event is there. The reader is its
 -- own waitable: raw:ready() only looks (the Lua state's loop does the
--- network), so a scheduler may ask a thousand waiting streams each turn.
+-- network), and the loop lists the stream by its wake key once it moved
+-- on, so a poll asks only the streams that did.
 local Reader = {}
 Reader.__index = Reader
 
 function Reader:ready()
   return self.raw:ready()
+end
+
+function Reader:wake_key()
+  return self.raw:wake_key()
 end
 
 function Reader:read(wait)
