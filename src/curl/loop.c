@@ -352,8 +352,7 @@ static struct loop *check_loop(lua_State *L, int idx) {
  * connections are claimed (forsaken with their sockets, no epoll_ctl), and
  * the child's descriptor of the parent's epoll instance is closed, which
  * changes nothing for the parent, for a new set. */
-static void loop_claim(struct loop *l) {
-  pid_t self = getpid();
+static void loop_claim_as(struct loop *l, pid_t self) {
   if (l->epfd < 0 || l->pid == self) return;
   while (l->members != NULL) {
     struct connection *c = l->members;
@@ -363,6 +362,10 @@ static void loop_claim(struct loop *l) {
   close(l->epfd);
   l->epfd = epoll_create1(EPOLL_CLOEXEC);
   l->pid = self;
+}
+
+static void loop_claim(struct loop *l) {
+  loop_claim_as(l, getpid());
 }
 
 struct loop *loop_push(lua_State *L) {
@@ -389,7 +392,7 @@ struct loop *loop_push(lua_State *L) {
 
 int loop_join(struct loop *l, struct connection *c) {
   struct watched_socket *w;
-  loop_claim(l);
+  loop_claim_as(l, c->pid); /* c was claimed: its pid is this process's */
   if (l->epfd < 0) return 0;
   if (c->loop == l) return 1;
   c->loop = l;

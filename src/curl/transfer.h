@@ -333,7 +333,8 @@ void connection_forget_sockets(struct connection *c);
  * finalizers (it allocates the first time). */
 struct loop *loop_push(lua_State *L);
 /* Puts c's sockets into l's epoll set from now on, before a transfer that
- * l is to drive starts. Returns 0 when l is closed. */
+ * l is to drive starts; c must have been claimed (connection_claim) just
+ * before. Returns 0 when l is closed. */
 int loop_join(struct loop *l, struct connection *c);
 /* Puts t on its connection's Loop's woken list (once; nothing when the
  * connection is in no Loop): t has moved on, and whoever waits on it may
