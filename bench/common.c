@@ -73,3 +73,16 @@ long status_kb(const char *field) {
   fclose(f);
   return value;
 }
+
+struct curl_slist *read_header_lines(const char *path) {
+  struct curl_slist *list = NULL;
+  char line[8192];
+  FILE *f = fopen(path, "r");
+  if (f == NULL) return NULL;
+  while (fgets(line, sizeof line, f) != NULL) {
+    line[strcspn(line, "\r\n")] = '\0';
+    if (line[0] != '\0') list = curl_slist_append(list, line);
+  }
+  fclose(f);
+  return list;
+}

@@ -1,13 +1,16 @@
 /*
  * What the C anchors of the benchmarks share (bench/common.c): a growable
  * body buffer for libcurl's write callback, clocks, a yajl parse that
- * counts values, and the process's peak RSS.
+ * counts values, request header lines from a file, and the process's
+ * peak RSS.
  */
 #ifndef BENCH_COMMON_H
 #define BENCH_COMMON_H
 
 #include <stddef.h>
 #include <time.h>
+
+#include <curl/curl.h>
 
 struct body {
   char *data;
@@ -25,6 +28,10 @@ double seconds(clockid_t clock);
  * not JSON. Numbers are converted (yajl's strtoll/strtod), as any decoder
  * must. */
 long yajl_count(const struct body *b);
+
+/* The header lines of a file, one a line, as a libcurl list (NULL when
+ * the file cannot be read or has none). */
+struct curl_slist *read_header_lines(const char *path);
 
 /* A field of /proc/self/status in kB ("VmHWM", "VmRSS"), or -1. */
 long status_kb(const char *field);

@@ -22,6 +22,7 @@ local path, date, machine, versions, commit, cpu, client_cpu, seconds, in_flight
 local RETRIEVE_CLIENTS = {
   { key = "multi", label = "curl-multi: libcurl multi + epoll, C, no decode" },
   { key = "multi+yajl", label = "curl-multi + yajl parse, C" },
+  { key = "multi+headers", label = "curl-multi sending this client's 11 request headers, C, no decode" },
   { key = "openai", label = "**openai**: tasks, `retrieve` (Lua 5.4)" },
   { key = "openai-node", label = "openai-node: async workers, `retrieve`" },
   { key = "node-fetch", label = "Node `fetch` + `response.json()`, no SDK" },
@@ -122,6 +123,10 @@ if r.openai then
       parts[#parts + 1] = format("%.2f× %s (goal ≥ %g×: %s; by client CPU per call %.2f×)", ratio, key, GOALS[key],
         ratio >= GOALS[key] and "met" or "not met", s.cpu_us / r.openai.cpu_us)
     end
+  end
+  if r["multi+headers"] then
+    parts[#parts + 1] = format("%.2f× curl-multi sending the same request headers (by client CPU per call %.2f×)",
+      paired(retrieves, "openai", "multi+headers"), r["multi+headers"].cpu_us / r.openai.cpu_us)
   end
   print()
   print("openai: " .. concat(parts, "; ") .. ".")

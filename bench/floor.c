@@ -24,20 +24,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-/* The header lines of a file, one a line, as a libcurl list. */
-static struct curl_slist *read_headers(const char *path) {
-  struct curl_slist *list = NULL;
-  char line[8192];
-  FILE *f = fopen(path, "r");
-  if (f == NULL) return NULL;
-  while (fgets(line, sizeof line, f) != NULL) {
-    line[strcspn(line, "\r\n")] = '\0';
-    if (line[0] != '\0') list = curl_slist_append(list, line);
-  }
-  fclose(f);
-  return list;
-}
-
 int main(int argc, char **argv) {
   CURL *curl;
   struct body b = { NULL, 0, 0 };
@@ -58,7 +44,7 @@ int main(int argc, char **argv) {
     if (strcmp(argv[arg], "--yajl") == 0) {
       with_yajl = 1;
     } else if (strcmp(argv[arg], "--headers") == 0 && arg + 1 < argc) {
-      headers = read_headers(argv[++arg]);
+      headers = read_header_lines(argv[++arg]);
       if (headers == NULL) {
         fprintf(stderr, "floor: no headers in %s\n", argv[arg]);
         return 2;

@@ -4,14 +4,15 @@
  * client's C core drives it (the socket interface and an epoll loop), and
  * nothing else: no Lua, and no JSON decode unless --yajl.
  *
- *   build/bench/multi retrieve URL SECONDS IN_FLIGHT [--yajl]
+ *   build/bench/multi retrieve URL SECONDS IN_FLIGHT [--yajl] [--headers FILE]
  *     IN_FLIGHT easy handles GET URL at once; one that completes is removed
  *     and added again at once (its connection stays in the multi handle's
  *     cache and is reused), until SECONDS have passed; then the last ones
  *     finish. The body is kept in a buffer and not decoded; with --yajl it
  *     is also parsed by yajl (callbacks that count values). A first round
  *     of IN_FLIGHT calls, not counted, opens the connections and checks the
- *     answer. Prints
+ *     answer. With --headers every request also carries the header lines
+ *     of FILE (the ones the client sends: bench/client_headers.lua). Prints
  *       RESULT <calls> <wall s> <process CPU s> <peak RSS kB>
  *
  *   build/bench/multi streams URL STREAMS [--header LINE]...
@@ -188,7 +189,7 @@ static void add(struct loop *l, struct transfer *t) {
   }
 }
 
-static int retrieve(const char *url, double limit, int in_flight, int with_yajl) {
+static int retrieve(const char *url, double limit, int in_flight, int with_yajl, struct curl_slist *headers) {
   struct loop l;
   struct transfer *ts = calloc((size_t)in_flight, sizeof *ts);
   struct transfer *t;
@@ -197,7 +198,7 @@ static int retrieve(const char *url, double limit, int in_flight, int with_yajl)
   int i, running;
 
   loop_init(&l);
-  for (i = 0; i < in_flight; i++) transfer_init(&ts[i], url, on_body, NULL);
+  for (i = 0; i < in_flight; i++) transfer_init(&ts[i], url, on_body, headers);
   /* A first round, not counted: connections, and the answer checked. */
   for (i = 0; i < in_flight; i++) add(&l, &ts[i]);
   for (running = in_flight; running > 0;) {
@@ -287,9 +288,20 @@ static int streams(const char *url, int count, struct curl_slist *headers) {
 int main(int argc, char **argv) {
   int rc = 2;
   if (curl_global_init(CURL_GLOBAL_DEFAULT) != CURLE_OK) return 1;
-  if (argc >= 5 && argc <= 6 && strcmp(argv[1], "retrieve") == 0 && atof(argv[3]) > 0 && atoi(argv[4]) > 0 &&
-      (argc == 5 || strcmp(argv[5], "--yajl") == 0)) {
-    rc = retrieve(argv[2], atof(argv[3]), atoi(argv[4]), argc == 6);
+  if (argc >= 5 && strcmp(argv[1], "retrieve") == 0 && atof(argv[3]) > 0 && atoi(argv[4]) > 0) {
+    struct curl_slist *headers = NULL;
+    int with_yajl = 0, i;
+    for (i = 5; i < argc; i++) {
+      if (strcmp(argv[i], "--yajl") == 0) {
+        with_yajl = 1;
+      } else if (strcmp(argv[i], "--headers") == 0 && i + 1 < argc && headers == NULL) {
+        if ((headers = read_header_lines(argv[++i])) == NULL) break;
+      } else {
+        break;
+      }
+    }
+    if (i == argc) rc = retrieve(argv[2], atof(argv[3]), atoi(argv[4]), with_yajl, headers);
+    curl_slist_free_all(headers);
   } else if (argc >= 4 && argc % 2 == 0 && strcmp(argv[1], "streams") == 0 && atoi(argv[3]) > 0) {
     struct curl_slist *headers = NULL;
     int i;
@@ -300,7 +312,7 @@ int main(int argc, char **argv) {
     if (i >= argc) rc = streams(argv[2], atoi(argv[3]), headers);
   }
   if (rc == 2) {
-    fprintf(stderr, "usage: %s retrieve URL SECONDS IN_FLIGHT [--yajl]\n"
+    fprintf(stderr, "usage: %s retrieve URL SECONDS IN_FLIGHT [--yajl] [--headers FILE]\n"
                     "       %s streams URL STREAMS [--header LINE]...\n", argv[0], argv[0]);
   }
   curl_global_cleanup();

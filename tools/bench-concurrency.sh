@@ -21,6 +21,9 @@
 #                   core), 16 easy handles, each re-added as it completes,
 #                   connections reused; NO JSON decode
 #      multi+yajl   the same, each body parsed by yajl
+#      multi+headers  the same as multi, each request carrying the header
+#                   lines this client sends (bench/client_headers.lua):
+#                   what they cost libcurl, apart from the client's own work
 #      openai       bench/concurrent_bench.lua: 16 tasks (openai.spawn)
 #                   sharing one client, each looping
 #                   client.chat.completions.retrieve, driven by openai.poll
@@ -77,6 +80,8 @@ RESULTS=$OUT/results
 ID=chatcmpl-abc123
 mkdir -p "$OUT/nginx"
 [ -x build/bench/multi ] || { echo "build/bench/multi is missing: run make bench-concurrency" >&2; exit 2; }
+HEADERS=$OUT/client-headers.txt
+lua5.4 bench/client_headers.lua > "$HEADERS" || { echo "cannot read the client's request headers" >&2; exit 1; }
 
 hard=$(ulimit -H -n)
 [ "$hard" = unlimited ] && hard=1048576
@@ -98,7 +103,7 @@ elif [ ! -f bench/node/node_modules/.package-lock.json ] ||
     echo "(npm ci in bench/node failed: the openai-node anchor is left out)" >&2
   }
 fi
-client_names="multi multi+yajl openai"
+client_names="multi multi+yajl multi+headers openai"
 [ "$have_node" = yes ] && client_names="$client_names openai-node node-fetch"
 
 . tools/lib/servers.sh
@@ -111,6 +116,8 @@ run_retrieve() { # name
   case "$1" in
     multi) pinned build/bench/multi retrieve "$NGINX_BASE/chat/completions/$ID" "$SECONDS_PER_RUN" "$IN_FLIGHT" ;;
     multi+yajl) pinned build/bench/multi retrieve "$NGINX_BASE/chat/completions/$ID" "$SECONDS_PER_RUN" "$IN_FLIGHT" --yajl ;;
+    multi+headers) pinned build/bench/multi retrieve "$NGINX_BASE/chat/completions/$ID" "$SECONDS_PER_RUN" "$IN_FLIGHT" \
+      --headers "$HEADERS" ;;
     openai) pinned lua5.4 bench/concurrent_bench.lua retrieve "$NGINX_BASE" "$ID" "$SECONDS_PER_RUN" "$IN_FLIGHT" ;;
     openai-node) pinned node bench/node/retrieve.mjs "$NGINX_BASE" "$ID" "$SECONDS_PER_RUN" "$IN_FLIGHT" ;;
     node-fetch) pinned node bench/node/retrieve.mjs "$NGINX_BASE" "$ID" "$SECONDS_PER_RUN" "$IN_FLIGHT" --fetch ;;
