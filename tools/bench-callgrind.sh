@@ -28,10 +28,10 @@ mkdir -p "$OUT" build/bench/nginx
 trap 'nginx_stop' EXIT
 trap 'nginx_stop; exit 130' INT TERM
 
-WORKLOADS=${CALLGRIND_WORKLOADS:-"floor-small floor-large retrieve-small retrieve-large decode-small cjson-decode-small encode-small cjson-encode-small decode-large cjson-decode-large encode-large cjson-encode-large"}
+WORKLOADS=${CALLGRIND_WORKLOADS:-"floor-small floor-large retrieve-small retrieve-large tasks16-small decode-small cjson-decode-small encode-small cjson-encode-small decode-large cjson-decode-large encode-large cjson-encode-large"}
 
 case "$WORKLOADS" in
-  *floor*|*retrieve*) nginx_start build/bench/nginx 0 || exit 1 ;;
+  *floor*|*retrieve*|*tasks*) nginx_start build/bench/nginx 0 || exit 1 ;;
 esac
 
 # Instructions of one run: callgrind's "summary:" (or "totals:") line.
@@ -49,6 +49,7 @@ for w in $WORKLOADS; do
     floor-small) set -- build/bench/floor "$NGINX_BASE/chat/completions/chatcmpl-abc123" -n; n1=100; n2=600 ;;
     floor-large) set -- build/bench/floor "$NGINX_BASE/chat/completions/large" -n; n1=2; n2=12 ;;
     *-large) set -- lua5.4 bench/callgrind_workload.lua "$w"; n1=2; n2=12 ;;
+    tasks16-small) set -- lua5.4 bench/callgrind_workload.lua "$w"; n1=96; n2=576 ;;
     *) set -- lua5.4 bench/callgrind_workload.lua "$w"; n1=100; n2=600 ;;
   esac
   a=$(instructions "$w" $n1 "$@" $n1) || continue
@@ -76,6 +77,7 @@ awk '{ ir[$1] = $2 }
   END {
     row("retrieve, golden (766 B)", "retrieve-small", "floor-small", "libcurl alone (floor)")
     row("retrieve, large (~205 KB)", "retrieve-large", "floor-large", "libcurl alone (floor)")
+    row("retrieve, golden, 16 tasks in flight", "tasks16-small", "floor-small", "libcurl alone (floor)")
     # A retrieve less its decode: what the request path costs besides JSON.
     if ("retrieve-small" in ir && "decode-small" in ir) ir["path-small"] = ir["retrieve-small"] - ir["decode-small"]
     row("retrieve less decode, golden", "path-small", "floor-small", "libcurl alone (floor)")
