@@ -163,4 +163,56 @@ function openai.array(tbl) end
 ---@return integer|number|ffi.cdata*|userdata
 function openai.int64(digits) end
 
+---A task: a coroutine whose calls wait by yielding (openai.spawn).
+---@class openai.Task
+local Task = {}
+
+---Whether it has ended (returned, failed or been cancelled).
+---@return boolean
+function Task:done() end
+
+---Its function's results. Inside a task it waits by yielding; outside, it
+---drives every task until this one ends. An error raised in the task is
+---raised again here; a cancelled task gives nil and an APIUserAbortError.
+---@return any ...
+function Task:result() end
+
+---Aborts it: its transfers are closed and it never resumes. Idempotent.
+function Task:cancel() end
+
+---Starts fn(...) as a task (it runs at once until its first wait).
+---Inside nginx (where cosockets may be used) the task is a light thread.
+---@param fn function
+---@param ... any
+---@return openai.Task
+function openai.spawn(fn, ...) end
+
+---Performs the ready I/O of every task, resumes those whose calls
+---completed, waits at most `timeout` seconds (0, the default: never) for
+---more; returns how many tasks still run.
+---@param timeout number?
+---@return integer
+function openai.poll(timeout) end
+
+---Spawns fn(...) and polls until it ends; returns its results (raises its
+---error).
+---@param fn function
+---@param ... any
+---@return any ...
+function openai.run(fn, ...) end
+
+---A file descriptor that becomes readable when poll() has work (an epoll
+---set over libcurl's sockets; nil inside nginx, whose own loop drives the I/O).
+---@return integer?
+function openai.pollfd() end
+
+---Seconds until poll() must be called anyway (0: now), or nil when nothing
+---waits on a timer.
+---@return number?
+function openai.timeout() end
+
+---"r": with pollfd() and timeout(), cqueues' pollable protocol.
+---@return string
+function openai.events() end
+
 return openai
