@@ -42,21 +42,28 @@ describe("tasks making calls", function()
     assert.are.equal(1, peak)
   end)
 
+  -- Creates a stream and reads it to its end with next() (a while loop:
+  -- Lua 5.1 cannot yield across a for-loop's iterator), then closes it, so
+  -- that its libcurl handle is free for the next call at once; returns the
+  -- text it carried.
+  local function streamed_text(params)
+    local stream = assert(client.chat.completions.create(params))
+    local parts = {}
+    while true do
+      local chunk, err = stream:next()
+      assert(err == nil, err)
+      if chunk == nil then break end
+      local choice = chunk.choices[1]
+      parts[#parts + 1] = choice and choice.delta.content or ""
+    end
+    stream:close()
+    return table.concat(parts)
+  end
+
   it("streams in tasks are read as their events arrive, side by side", function()
     local PARAMS = { model = "gpt-4o-mini", messages = { { role = "user", content = "one two three" } }, stream = true }
     local contents = { tasks.run(function()
-      local function read_all()
-        local stream = assert(client.chat.completions.create(PARAMS))
-        local parts = {}
-        while true do
-          local chunk, err = stream:next()
-          assert(err == nil, err)
-          if chunk == nil then break end
-          local choice = chunk.choices[1]
-          parts[#parts + 1] = choice and choice.delta.content or ""
-        end
-        return table.concat(parts)
-      end
+      local function read_all() return streamed_text(PARAMS) end
       local a, b, c = tasks.spawn(read_all), tasks.spawn(read_all), tasks.spawn(read_all)
       return a:result(), b:result(), c:result()
     end) }
@@ -67,18 +74,7 @@ describe("tasks making calls", function()
     -- An ended transfer's libcurl handle serves the next one: a stream's
     -- (its own write callback, no time limit) then a request's, and back.
     local STREAM = { model = "gpt-4o-mini", messages = { { role = "user", content = "a b" } }, stream = true }
-    local function streamed()
-      local stream = assert(client.chat.completions.create(STREAM))
-      local parts = {}
-      while true do
-        local chunk, err = stream:next()
-        assert(err == nil, err)
-        if chunk == nil then break end
-        parts[#parts + 1] = chunk.choices[1] and chunk.choices[1].delta.content or ""
-      end
-      stream:close() -- its handle is free for the next call now, not at collection
-      return table.concat(parts)
-    end
+    local function streamed() return streamed_text(STREAM) end
     local got = { tasks.run(function()
       local out = {}
       for _ = 1, 3 do
