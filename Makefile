@@ -62,10 +62,11 @@ OBJECTS := $(SOURCES:src/%.c=$(BUILD)/obj/%.o)
 MODULE  := $(BUILD)/openai/core.so
 LUA_MODULES := $(wildcard lua/openai/*.lua lua/openai/*/*.lua)
 
-DEBIAN_PACKAGES := make gcc pkg-config lua5.4 liblua5.4-dev libcurl4-openssl-dev \
+# Deferred (=): the lists it ends with are defined below it.
+DEBIAN_PACKAGES  = make gcc pkg-config lua5.4 liblua5.4-dev libcurl4-openssl-dev \
                    lua-busted lua-luv lua-socket lua-cjson lua-posix luarocks \
                    ca-certificates locales openssl stunnel4 iproute2 \
-                   $(RUNTIME_PACKAGES) $(HOST_PACKAGES)
+                   $(RUNTIME_PACKAGES) $(HOST_PACKAGES) $(CONFORMANCE_PACKAGES)
 # Every runtime `make test-all` runs, with its headers. LuaJIT is OpenResty's
 # luajit2, the one Debian's nginx Lua module links (it conflicts with Debian's
 # luajit package; the module built here loads in either).
@@ -77,6 +78,14 @@ RUNTIME_PACKAGES := lua5.1 liblua5.1-0-dev lua5.2 liblua5.2-dev lua5.3 liblua5.3
 # in place of Debian's libluajit). Debian's own luajit is not installed
 # (it conflicts with luajit2): tools/luajit-debian.sh unpacks it in build/.
 HOST_PACKAGES := nginx libnginx-mod-http-ndk libnginx-mod-http-lua lua-resty-core love neovim
+# spec/lua54/conformance_spec.lua checks the requests against OpenAI's
+# OpenAPI description with tools/openapi-check.py, run by Debian's python3.
+CONFORMANCE_PACKAGES := python3 python3-yaml python3-jsonschema
+# Where that description is (a path, for `make test OPENAI_OPENAPI_SPEC=...`
+# as for the environment variable); unset, the spec looks near the repository.
+ifdef OPENAI_OPENAPI_SPEC
+export OPENAI_OPENAPI_SPEC
+endif
 
 .PHONY: all deps test test-all demo bench bench-build bench-concurrency bench-callgrind bench-openresty install uninstall clean \
         asan valgrind tsan threads-host hooks-module fork-helper luajit-debian fuzz fuzz-build ci-extra
