@@ -78,7 +78,7 @@ RUNTIME_PACKAGES := lua5.1 liblua5.1-0-dev lua5.2 liblua5.2-dev lua5.3 liblua5.3
 # (it conflicts with luajit2): tools/luajit-debian.sh unpacks it in build/.
 HOST_PACKAGES := nginx libnginx-mod-http-ndk libnginx-mod-http-lua lua-resty-core love neovim
 
-.PHONY: all deps test test-all demo bench bench-build bench-concurrency bench-callgrind bench-openresty install uninstall clean \
+.PHONY: all deps docs test test-all demo bench bench-build bench-concurrency bench-callgrind bench-openresty install uninstall clean \
         asan valgrind tsan threads-host hooks-module fork-helper luajit-debian fuzz fuzz-build ci-extra
 
 all: $(MODULE)
@@ -95,6 +95,11 @@ $(BUILD)/openai:
 
 deps:
 	@sh tools/deps.sh $(DEBIAN_PACKAGES)
+
+# The README's method table and the type stubs' resources, from the
+# declarations in lua/openai/resources/ (spec/docs_spec.lua checks them).
+docs: all
+	@lua5.4 tools/docs.lua
 
 test: deps
 	@$(MAKE) --no-print-directory all
