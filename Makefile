@@ -87,7 +87,7 @@ ifdef OPENAI_OPENAPI_SPEC
 export OPENAI_OPENAPI_SPEC
 endif
 
-.PHONY: all deps test test-all demo bench bench-build bench-concurrency bench-callgrind bench-openresty install uninstall clean \
+.PHONY: all deps docs test test-all demo bench bench-build bench-concurrency bench-callgrind bench-openresty install uninstall clean \
         asan valgrind tsan threads-host hooks-module fork-helper luajit-debian fuzz fuzz-build ci-extra
 
 all: $(MODULE)
@@ -104,6 +104,11 @@ $(BUILD)/openai:
 
 deps:
 	@sh tools/deps.sh $(DEBIAN_PACKAGES)
+
+# The README's method table and the type stubs' resources, from the
+# declarations in lua/openai/resources/ (spec/docs_spec.lua checks them).
+docs: all
+	@lua5.4 tools/docs.lua
 
 test: deps
 	@$(MAKE) --no-print-directory all

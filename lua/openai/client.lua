@@ -133,11 +133,19 @@ end
 -- The layers a call starts from, by what it sends: "plain" (no body),
 -- "json" (a JSON body) or "stream" (a JSON body asking for a stream).
 local function header_variants(headers)
-  local json, stream = header_copy(headers), header_copy(headers)
+  local json, stream, bytes = header_copy(headers), header_copy(headers), header_copy(headers)
   header_set(stream, "Accept", "text/event-stream")
   header_set(stream, "Content-Type", "application/json")
   header_set(json, "Content-Type", "application/json")
-  return { plain = headers, json = json, stream = stream }
+  -- A body given as a string (client:request) is sent as it is; without a
+  -- Content-Type of the caller's libcurl would call it a form.
+  header_set(bytes, "Content-Type", "application/octet-stream")
+  -- A stream asked for without a JSON body: a GET (a response's events
+  -- resumed), or client:request's.
+  local events, bytes_events = header_copy(headers), header_copy(bytes)
+  header_set(events, "Accept", "text/event-stream")
+  header_set(bytes_events, "Accept", "text/event-stream")
+  return { plain = headers, json = json, stream = stream, bytes = bytes, events = events, bytes_events = bytes_events }
 end
 
 -- OPENAI_CUSTOM_HEADERS: "Name: value" lines.
@@ -293,7 +301,7 @@ function M.new_state(opts)
     -- lines sent by calls without headers or timeout of their own, by
     -- variant and attempt, built on first use (see attempt_lines).
     headers = header_variants(headers),
-    shared_lines = { plain = {}, json = {}, stream = {} },
+    shared_lines = { plain = {}, json = {}, stream = {}, bytes = {}, events = {}, bytes_events = {} },
     base = url.split_base(base_url),
     default_query = opts.default_query,
     wanted_transport = wanted,
@@ -327,7 +335,7 @@ end
 ---------------------------------------------------------------------------
 -- Per-call options
 
-local CALL_OPTIONS = { timeout = true, max_retries = true, headers = true, query = true }
+local CALL_OPTIONS = { timeout = true, max_retries = true, headers = true, query = true, with_response = true }
 
 -- Returns nil or a message.
 function M.check_call_options(opts)
@@ -352,6 +360,7 @@ function M.check_call_options(opts)
     end
   end
   if opts.query ~= nil and type(opts.query) ~= "table" then return "query must be a table" end
+  if opts.with_response ~= nil and type(opts.with_response) ~= "boolean" then return "with_response must be a boolean" end
   return nil
 end
 
@@ -418,13 +427,16 @@ local NO_OPTIONS = {}
 -- its events add up to (see openai.stream); a body with `stream = true`
 -- then asks for a stream. Returns the prepared call, or nil, a message and
 -- which argument is to blame: "body" or "options".
-function M.prepare(state, method, path, query, body, opts, accumulator)
+-- accumulator: what a stream's events add up to, for a method that can
+-- stream; is_stream: whether the call is one (nil: the body, or for a GET
+-- the query, says so with `stream = true`).
+function M.prepare(state, method, path, query, body, opts, accumulator, is_stream)
   local problem = M.check_call_options(opts)
   if problem then return nil, problem, "options" end
   opts = opts or NO_OPTIONS
-  local text, default_query = nil, state.default_query
+  local text, default_query, params = nil, state.default_query, nil
   if query ~= nil or opts.query ~= nil or (default_query ~= nil and next(default_query) ~= nil) then
-    local params = {}
+    params = {}
     merge_query(params, default_query)
     merge_query(params, query)
     merge_query(params, opts.query)
@@ -433,15 +445,28 @@ function M.prepare(state, method, path, query, body, opts, accumulator)
     if not ok then return nil, text, "options" end
   end
   local encoded
-  if body ~= nil then
+  if type(body) == "string" then
+    encoded = body
+  elseif body ~= nil then
     local ok
     ok, encoded = pcall(core.json_encode, body)
     if not ok then
       return nil, "cannot encode the request body: " .. tostring(encoded):gsub("^[^:]*:%d+: ", ""), "body"
     end
   end
-  local stream = accumulator ~= nil and encoded ~= nil and type(body) == "table" and rawget(body, "stream") == true
-  local variant = stream and "stream" or encoded and "json" or "plain"
+  -- A stream when the body asks for one (or, for a GET that has no body,
+  -- the query: a response's events resumed).
+  local stream = is_stream
+  if stream == nil then
+    stream = accumulator ~= nil and ((type(body) == "table" and rawget(body, "stream") == true)
+      or (body == nil and params ~= nil and params.stream == true))
+  end
+  local variant
+  if stream then
+    variant = type(body) == "string" and "bytes_events" or encoded and "stream" or "events"
+  else
+    variant = type(body) == "string" and "bytes" or encoded and "json" or "plain"
+  end
   local headers, shared_lines = state.headers[variant], nil
   if opts.timeout then
     headers = header_copy(headers)
@@ -460,6 +485,7 @@ function M.prepare(state, method, path, query, body, opts, accumulator)
     call_headers = opts.headers,
     timeout = opts.timeout or state.timeout,
     max_retries = opts.max_retries and compat.tointeger(opts.max_retries) or state.max_retries,
+    with_response = opts.with_response,
   }
 end
 
@@ -506,12 +532,33 @@ end
 -- ("too_large", "config", "closed", ...) would fail the same way again.
 local RETRYABLE = { connection = true, timeout = true }
 
+-- What the transport's request() gives back (see transport/curl.lua):
+-- the body as it came for a raw call, the headers whole when the caller
+-- wants them, else whatever is cheapest.
+local function form_of(call)
+  if call.raw then return "raw" end
+  if call.with_response then return "headers" end
+  return nil
+end
+
 local function exchange(through, call, retries)
   local headers = attempt_lines(call, retries)
   if call.stream then
     return through:stream(call.method, call.url, headers, call.body, call.timeout)
   end
-  return through:request(call.method, call.url, headers, call.body, call.timeout)
+  return through:request(call.method, call.url, headers, call.body, call.timeout, form_of(call))
+end
+
+-- A successful call's result, with its response's status and headers as a
+-- third value when the call asked for them (with_response).
+local function succeed(call, status, headers, result, err)
+  if result == nil or not call.with_response then return result, err end
+  return result, nil, { status = status, headers = headers }
+end
+
+-- A raw call's 2xx: the body as it came, with the status and headers.
+local function raw_result(status, headers, body)
+  return object.attach({ status = status, headers = headers, body = body }, headers["x-request-id"])
 end
 
 -- The transport for a call made now (see openai.transport), made on first
@@ -558,9 +605,17 @@ function M.send(state, call)
       end
     elseif status >= 200 and status < 300 then
       if headers == false then return object.attach(body, detail) end
-      if call.stream then return Stream.new(body, status, headers, state.max_response_values, call.accumulator) end
-      return success(status, headers, body, detail)
+      if call.raw then return raw_result(status, headers, body) end
+      if call.empty and (body == nil or body == "") and detail == nil then return succeed(call, status, headers, true) end
+      if call.stream then
+        return succeed(call, status, headers, Stream.new(body, status, headers, state.max_response_values, call.accumulator))
+      end
+      return succeed(call, status, headers, success(status, headers, body, detail))
     else
+      if call.raw and type(body) == "string" and body ~= "" then
+        -- The error's fields come from its JSON, as for any call.
+        body = core.json_decode(body, nil, state.max_response_values) or body
+      end
       err, retryable = errors.from_response(status, headers, body), should_retry(status, headers)
     end
     if err ~= nil then

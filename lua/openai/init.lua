@@ -31,6 +31,17 @@ openai.pollfd = function() return tasks.pollfd() end
 openai.timeout = function() return tasks.timeout() end
 openai.events = function() return "r" end
 
+-- The text of a Response, as the official SDKs' `output_text`: every
+-- `output_text` part of every `message` output item, joined (a function,
+-- so that pairs(response) stays exactly the JSON members).
+local output_text = require("openai.resources.responses").output_text
+function openai.output_text(response)
+  if type(response) ~= "table" then
+    error(("bad argument #1 to 'output_text' (Response table expected, got %s)"):format(type(response)), 2)
+  end
+  return output_text(response)
+end
+
 -- An empty (or given) table that encodes as a JSON array.
 function openai.array(tbl)
   if tbl ~= nil and type(tbl) ~= "table" then error("bad argument #1 to 'array' (table expected)", 2) end
@@ -79,6 +90,7 @@ function openai.new(opts)
     return state
   end
   for name, namespace in pairs(resources.bind(get_state)) do client[name] = namespace end
+  client.request = resources.request_function(get_state, client)
   return client
 end
 
@@ -96,5 +108,6 @@ local function default_state(level)
   return state
 end
 for name, namespace in pairs(resources.bind(default_state)) do openai[name] = namespace end
+openai.request = resources.request_function(default_state, openai)
 
 return openai

@@ -7,7 +7,8 @@
 --
 -- An accumulator: { name = "openai.XStream", new = function() -> acc,
 -- add = function(acc, event) (may normalise the event in place),
--- final = function(acc) -> the assembled object }.
+-- final = function(acc, stream) -> the assembled object, or nil and an
+-- error object (the events did not add up to one) }.
 local core = require("openai.core")
 local errors = require("openai.errors")
 local object = require("openai.object")
@@ -157,7 +158,9 @@ function Stream:final()
     if event == nil then break end
   end
   if state.error ~= nil then return nil, state.error end
-  return object.attach(state.accumulator.final(state.acc), self._request_id)
+  local result, err = state.accumulator.final(state.acc, self)
+  if result == nil then return nil, err end
+  return object.attach(result, self._request_id)
 end
 
 return Stream

@@ -78,8 +78,9 @@ static int pending_wake_key(lua_State *L) {
 }
 
 /* pending:result()
- *   -> what conn:request(method, url, headers, body, timeout, true, true)
- *      returns: status, headers, body[, decode_error]
+ *   -> what conn:request(method, url, headers, body, timeout, decode,
+ *      request_id_only) returns, with the pending's decode and
+ *      request_id_only: status, headers, body[, decode_error]
  *               status, false, object, request_id|nil
  *               nil, kind, message  ("closed": the pending or its
  *                                    connection was closed first)
@@ -111,17 +112,21 @@ static int pending_result(lua_State *L) {
   outcome_take(&o, t); /* ours now (rule 4); the rest of p goes at once */
   p->taken = 1;
   release(p);
-  n = outcome_push(L, &o, failed ? OUTCOME_FAILURE : OUTCOME_RESPONSE_ID, 1, NULL);
+  n = outcome_push(L, &o, failed ? OUTCOME_FAILURE : p->request_id_only ? OUTCOME_RESPONSE_ID : OUTCOME_RESPONSE,
+                   p->decode, NULL);
   lua_pushnil(L);
   lua_setiuservalue(L, 1, BODY_SLOT); /* libcurl is done with it */
   return n;
 }
 
-/* conn:start(method, url, headers, body|nil, timeout_seconds) -> Pending
- *                                        -> nil, "closed", message
- * Starts the request (arguments as conn:request's) and returns at once;
- * the Lua state's Loop drives it from then on. The timeout is libcurl's
- * limit on the whole request, as for conn:request. */
+/* conn:start(method, url, headers, body|nil, timeout_seconds[, decode[,
+ *            request_id_only]])
+ *   -> Pending
+ *   -> nil, "closed", message
+ * Starts the request (arguments as conn:request's; decode and
+ * request_id_only default to true) and returns at once; the Lua state's
+ * Loop drives it from then on. The timeout is libcurl's limit on the
+ * whole request, as for conn:request. */
 int openai_pending_start(lua_State *L) {
   struct connection *c = luaL_checkudata(L, 1, OPENAI_CONNECTION_MT);
   struct loop *l;
@@ -131,12 +136,16 @@ int openai_pending_start(lua_State *L) {
   const char *why;
   /* Finalizers may close the client at any allocation (the accounting, the
    * Loop, the new userdata): the call then ends as aborted. */
+  int decode = lua_isnoneornil(L, 7) || lua_toboolean(L, 7);
+  int request_id_only = decode && (lua_isnoneornil(L, 8) || lua_toboolean(L, 8));
   if (c->multi != NULL) connection_account(L, c);
   lua_settop(L, 6);
   l = loop_push(L);
   p = lua_newuserdatauv(L, sizeof *p, 2);
   idx = lua_gettop(L);
   memset(p, 0, sizeof *p);
+  p->decode = decode;
+  p->request_id_only = request_id_only;
   t = &p->transfer;
   luaL_setmetatable(L, OPENAI_PENDING_MT);
   lua_pushvalue(L, 1);

@@ -196,6 +196,8 @@ struct pending {
   int by_owner;       /* aborted by its own close(), not the connection's */
   int taken;          /* result() handed its outcome to Lua */
   int forked;         /* a pending of another process, forsaken (rule 7) */
+  int decode;          /* result() decodes a JSON body (conn:request's) */
+  int request_id_only; /* and may skip the headers (conn:request's) */
   struct pending *next; /* on its connection's list */
 };
 

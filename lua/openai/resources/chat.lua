@@ -178,13 +178,22 @@ end
 -- call with `stream = true` returns.
 chat.tree = {
   completions = {
-    create = { method = "POST", path = "/chat/completions", args = { "body" }, stream = chat.stream },
-    retrieve = { method = "GET", path = "/chat/completions/{}", args = { "completion_id" } },
-    update = { method = "POST", path = "/chat/completions/{}", args = { "completion_id", "body" } },
-    list = { method = "GET", path = "/chat/completions", args = { "query" }, page = true },
-    delete = { method = "DELETE", path = "/chat/completions/{}", args = { "completion_id" } },
+    create = { method = "POST", path = "/chat/completions", args = { "body" }, stream = chat.stream,
+      doc = "Creates a chat completion; with `stream = true` in params, a stream of its chunks." },
+    retrieve = { method = "GET", path = "/chat/completions/{}", args = { "completion_id" },
+      doc = "A chat completion stored with `store = true`." },
+    update = { method = "POST", path = "/chat/completions/{}", args = { "completion_id", "body" },
+      params = "{ metadata: table<string, string>|lightuserdata }",
+      doc = "Sets a stored completion's metadata (`openai.null` clears it)." },
+    list = { method = "GET", path = "/chat/completions", args = { "query" }, page = true,
+      query = "{ after: string?, limit: integer?, order: \"asc\"|\"desc\"?, model: string?, metadata: table<string, string>? }",
+      doc = "A page of stored completions." },
+    delete = { method = "DELETE", path = "/chat/completions/{}", args = { "completion_id" },
+      doc = "Deletes a stored completion: `{ object = \"chat.completion.deleted\", id, deleted = true }`." },
     messages = {
-      list = { method = "GET", path = "/chat/completions/{}/messages", args = { "completion_id", "query" }, page = true },
+      list = { method = "GET", path = "/chat/completions/{}/messages", args = { "completion_id", "query" }, page = true,
+        query = "{ after: string?, limit: integer?, order: \"asc\"|\"desc\"? }",
+        doc = "A page of a stored completion's messages." },
     },
   },
 }

@@ -12,13 +12,18 @@ local resources = {}
 -- Method shapes: args lists the positional arguments before `opts`.
 --   "id"    a path parameter (non-empty string, not "." or "..")
 --   "body"  a table sent as the JSON body
+--   "body?" the same, which may be left out (an empty object is sent)
 --   "query" a table of query parameters
 -- page = true: the result is a cursor page; stream = an accumulator (see
--- openai.stream): with `stream = true` in its body the call returns a
--- stream of the events that accumulator adds up. Each resource's module
--- declares its methods and brings its own accumulator.
+-- openai.stream): with `stream = true` in its body (or its query, for a
+-- GET) the call returns a stream of the events that accumulator adds up;
+-- empty = true: a 2xx answer may have no body (the call then returns
+-- true). Each resource's module declares its methods and brings its own
+-- accumulator.
 resources.tree = {
   chat = require("openai.resources.chat").tree,
+  responses = require("openai.resources.responses").tree,
+  conversations = require("openai.resources.conversations").tree,
 }
 
 local function check_id(name, value)
@@ -50,7 +55,7 @@ local function method_function(name, spec, get_state, namespace)
   -- Which argument a problem found by prepare() is reported against.
   local blame = { options = n_args + 1 }
   for i = 1, n_args do
-    if kinds[i] == "body" then blame.body = i end
+    if kinds[i] == "body" or kinds[i] == "body?" then blame.body = i end
   end
   local is_namespace = { [namespace] = true } -- a raw test, as rawequal, without a call
   -- The function the caller calls raises for bad arguments itself (level
@@ -61,8 +66,10 @@ local function method_function(name, spec, get_state, namespace)
     for i = 1, n_args do
       local kind, value = kinds[i], a2
       if i == 1 then value = a1 end
-      if kind == "body" then
-        if type(value) ~= "table" then
+      if kind == "body" or kind == "body?" then
+        if value == nil and kind == "body?" then
+          value = {}
+        elseif type(value) ~= "table" then
           error(("bad argument #%d to '%s' (params must be a table)"):format(i, name), 2)
         end
         body = value
@@ -83,6 +90,7 @@ local function method_function(name, spec, get_state, namespace)
     local state = get_state(2)
     local call, problem, culprit = prepare(state, method, path, query, body, opts, spec.stream)
     if not call then error(("bad argument #%d to '%s' (%s)"):format(blame[culprit], name, problem), 2) end
+    call.empty = spec.empty
     if not spec.page then return send(state, call) end
     local function fetch(prepared)
       local result, err = send(state, prepared)
@@ -96,6 +104,68 @@ local function method_function(name, spec, get_state, namespace)
       end)
     end
     return fetch(call)
+  end
+end
+
+-- A raw stream's events add up to nothing: they are read one by one.
+local RAW_STREAM = { name = "openai.Stream" }
+function RAW_STREAM.new() return true end
+function RAW_STREAM.add() end
+function RAW_STREAM.final()
+  error("a stream from client:request has no final object: read its events with next()", 3)
+end
+
+local REQUEST_FIELDS = {
+  method = true, path = true, query = true, body = true, headers = true, stream = true, raw = true,
+  timeout = true, max_retries = true, with_response = true,
+}
+local CALL_OPTIONS = { "headers", "timeout", "max_retries", "with_response" }
+
+-- Why a raw request's description cannot be sent, or nil.
+local function check_request(spec)
+  if type(spec) ~= "table" then return "request must be a table" end
+  for key in pairs(spec) do
+    if not REQUEST_FIELDS[key] then return ("unknown field '%s'"):format(tostring(key)) end
+  end
+  if type(spec.method) ~= "string" or not spec.method:match("^[A-Z]+$") then
+    return "method must be an HTTP method in capitals, such as \"POST\""
+  end
+  if type(spec.path) ~= "string" or spec.path:sub(1, 1) ~= "/" then
+    return "path must be a string starting with \"/\" (relative to the base URL)"
+  end
+  if spec.query ~= nil and type(spec.query) ~= "table" then return "query must be a table" end
+  local body = spec.body
+  if body ~= nil and type(body) ~= "table" and type(body) ~= "string" then
+    return "body must be a table (sent as JSON) or a string (sent as it is)"
+  end
+  for _, flag in ipairs { "stream", "raw" } do
+    if spec[flag] ~= nil and type(spec[flag]) ~= "boolean" then return flag .. " must be a boolean" end
+  end
+  if spec.stream and spec.raw then return "stream and raw cannot both be true" end
+  return nil
+end
+
+-- client:request{ method, path, query, body, headers, stream, raw, timeout,
+-- max_retries, with_response }: any endpoint through the same pipeline as
+-- the declared methods (authentication, headers, retries, timeouts,
+-- errors). Returns the decoded JSON; with raw, { status, headers, body }
+-- with the body as it came; with stream, a stream of the decoded events.
+-- Callable with a dot or a colon on `owner`.
+function resources.request_function(get_state, owner)
+  return function(a1, a2)
+    local spec = a1
+    if rawequal(a1, owner) then spec = a2 end
+    local problem = check_request(spec)
+    if problem then error(("bad argument #1 to 'request' (%s)"):format(problem), 2) end
+    local opts = {}
+    for _, key in ipairs(CALL_OPTIONS) do opts[key] = spec[key] end
+    local state = get_state(2)
+    -- A raw call says itself whether it is a stream; its body goes as given.
+    local call, why = prepare(state, spec.method, spec.path, spec.query, spec.body, opts,
+      spec.stream and RAW_STREAM or nil, spec.stream == true)
+    if not call then error(("bad argument #1 to 'request' (%s)"):format(why), 2) end
+    call.raw = spec.raw
+    return send(state, call)
   end
 end
 

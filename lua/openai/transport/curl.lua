@@ -4,11 +4,13 @@
 -- outside nginx, and in nginx's init phase.
 --
 -- Every transport has these methods (see transport/ngx.lua for the other):
---   t:request(method, url, lines, body, timeout)
+--   t:request(method, url, lines, body, timeout, form)
 --       -> status, headers, object, decode_error|nil
+--       -> status, headers, text  (form "raw": the body as it came)
 --       -> status, false, object, request_id|nil  (a 2xx JSON object, when
 --                                                  the transport can skip
---                                                  building the headers)
+--                                                  building the headers:
+--                                                  form nil, not "headers")
 --       -> nil, kind, message   kind: "timeout", "connection", "too_large",
 --                               "config", "fd_limit", "closed"
 --   t:stream(method, url, lines, body, timeout)
@@ -34,11 +36,12 @@ end
 
 -- Inside a task a call starts its transfer on the connection's loop and
 -- yields until it is done (see openai.tasks); outside, it blocks.
-function Curl:request(method, url, lines, body, timeout)
+function Curl:request(method, url, lines, body, timeout, form)
+  local decode, request_id_only = form ~= "raw", form == nil
   if tasks.current() == nil then
-    return self.connection:request(method, url, lines, body, timeout, true, true)
+    return self.connection:request(method, url, lines, body, timeout, decode, request_id_only)
   end
-  local pending, kind, message = self.connection:start(method, url, lines, body, timeout)
+  local pending, kind, message = self.connection:start(method, url, lines, body, timeout, decode, request_id_only)
   if pending == nil then return nil, kind, message end
   tasks.wait(tasks.hold(pending))
   return pending:result()

@@ -390,19 +390,21 @@ function Ngx:exchange(method, url, lines, body, timeout)
   return status, headers, new_body(sock, mode, length, keeps_alive(headers)), timeout_ms, deadline
 end
 
--- The whole body, decoded: status, headers, value[, decode error].
-function Ngx:finish(status, headers, reader, timeout_ms, deadline)
+-- The whole body, decoded: status, headers, value[, decode error]; with
+-- form "raw", as it came.
+function Ngx:finish(status, headers, reader, timeout_ms, deadline, form)
   reader.sock:settimeouts(timeout_ms, timeout_ms, remaining_ms(deadline))
   local text, kind, message = reader:read_all(self.max_bytes)
   reader:release()
   if text == nil then return nil, kind, message end
+  if form == "raw" then return status, headers, text end
   return status, headers, decode(text, self.max_values)
 end
 
-function Ngx:request(method, url, lines, body, timeout)
+function Ngx:request(method, url, lines, body, timeout, form)
   local status, headers, reader, timeout_ms, deadline = self:exchange(method, url, lines, body, timeout)
   if status == nil then return nil, headers, reader end
-  return self:finish(status, headers, reader, timeout_ms, deadline)
+  return self:finish(status, headers, reader, timeout_ms, deadline, form)
 end
 
 function Ngx:sleep(seconds)
