@@ -19,15 +19,17 @@ resolved in the whole document). Prints one line a request, "ok" or its
 problems (--json: a JSON list of {index, method, path, operation_id,
 problems, notes}); exits 1 when any request has a problem, 2 on bad input.
 
-Notes are encodings the spec does not describe but that are not errors:
-the query names with brackets that the official SDKs send (include[]=x,
+Notes are what the spec does not describe but is no error: the query
+names with brackets that the official SDKs send (include[]=x,
 metadata[k]=v) where the parameter is declared with OpenAPI's default
-style (form, explode: true would send include=x and k=v).
+style (form, explode: true would send include=x and k=v); a Content-Type
+on a request without a body.
 
 --locate prints the path of an OpenAPI document whose info.title is
 "OpenAI API", found near DIR (default: this repository): DIR and its
 parents up to three levels, each as openapi.yaml, openapi/openapi.yaml or
-*/openapi/openapi.yaml; exits 1 when there is none.
+*/openapi/openapi.yaml; exits 3 when there is none (1 is Python's own
+failure, a module missing say).
 """
 import glob
 import hashlib
@@ -354,7 +356,7 @@ def describe(name, error):
     return f"{name}{where(error)}: {error.message}"
 
 
-def check_body(spec, operation, request, problems):
+def check_body(spec, operation, request, problems, notes):
     content_type = (request.get("content_type") or "").split(";")[0].strip().lower()
     if "body_text" in request:
         text = request["body_text"]
@@ -374,6 +376,9 @@ def check_body(spec, operation, request, problems):
     if request_body is None:
         if present:
             problems.append("a body is sent, but the operation takes none")
+        elif content_type:
+            # Harmless to the API, but not what the official SDKs send.
+            notes.append(f"Content-Type '{content_type}' sent with an empty body; the operation takes no body")
         return
     if not present:
         if request_body.get("required"):
@@ -420,7 +425,7 @@ def check(spec, request):
     if query is None and "?" in request["path"]:
         query = request["path"].split("?", 1)[1]
     check_query(spec, declared, parse_query(query), problems, notes)
-    check_body(spec, operation, request, problems)
+    check_body(spec, operation, request, problems, notes)
     return result
 
 
@@ -430,7 +435,7 @@ def main(argv):
         found = locate(args[1] if len(args) > 1 else os.path.join(os.path.dirname(__file__), ".."))
         if found:
             print(found)
-        return 0 if found else 1
+        return 0 if found else 3
     as_json = "--json" in args
     if as_json:
         args.remove("--json")
