@@ -14,7 +14,7 @@ local util = require("spec.helpers.util")
 local run = require("spec.contract.run")
 
 local KEY = "sk-test-contract-0123456789"
-local FILES = { "retrieve", "resources", "streams", "errors", "retries", "input", "tls", "hostile" }
+local FILES = { "retrieve", "resources", "streams", "responses", "errors", "retries", "input", "tls", "hostile" }
 
 local helpers = {
   KEY = KEY,

@@ -114,14 +114,15 @@ local function header_copy(set)
   return { order = order, lines = lines }
 end
 
+-- Headers libcurl adds of its own unless told not to with "Name:".
+local SUPPRESSED = { accept = "Accept:", ["content-type"] = "Content-Type:" }
+
 local function header_lines(set)
   local out, n, order, lines = {}, 0, set.order, set.lines
   for i = 1, #order do
     local key = order[i]
     local line = lines[key]
-    if not line and key == "accept" then
-      line = "Accept:" -- stop libcurl from adding its own Accept
-    end
+    if not line then line = SUPPRESSED[key] end
     if line then
       n = n + 1
       out[n] = line
@@ -145,7 +146,12 @@ local function header_variants(headers)
   local events, bytes_events = header_copy(headers), header_copy(bytes)
   header_set(events, "Accept", "text/event-stream")
   header_set(bytes_events, "Accept", "text/event-stream")
-  return { plain = headers, json = json, stream = stream, bytes = bytes, events = events, bytes_events = bytes_events }
+  -- A POST without a body (a cancel) has none to describe: libcurl would
+  -- call its empty body a form.
+  local bodiless = header_copy(headers)
+  header_set(bodiless, "Content-Type", false)
+  return { plain = headers, json = json, stream = stream, bytes = bytes, events = events, bytes_events = bytes_events,
+           bodiless = bodiless }
 end
 
 -- OPENAI_CUSTOM_HEADERS: "Name: value" lines.
@@ -301,7 +307,7 @@ function M.new_state(opts)
     -- lines sent by calls without headers or timeout of their own, by
     -- variant and attempt, built on first use (see attempt_lines).
     headers = header_variants(headers),
-    shared_lines = { plain = {}, json = {}, stream = {}, bytes = {}, events = {}, bytes_events = {} },
+    shared_lines = { plain = {}, json = {}, stream = {}, bytes = {}, events = {}, bytes_events = {}, bodiless = {} },
     base = url.split_base(base_url),
     default_query = opts.default_query,
     wanted_transport = wanted,
@@ -464,6 +470,8 @@ function M.prepare(state, method, path, query, body, opts, accumulator, is_strea
   local variant
   if stream then
     variant = type(body) == "string" and "bytes_events" or encoded and "stream" or "events"
+  elseif encoded == nil and method ~= "GET" and method ~= "HEAD" and method ~= "DELETE" then
+    variant = "bodiless"
   else
     variant = type(body) == "string" and "bytes" or encoded and "json" or "plain"
   end
@@ -552,7 +560,8 @@ end
 -- A successful call's result, with its response's status and headers as a
 -- third value when the call asked for them (with_response).
 local function succeed(call, status, headers, result, err)
-  if result == nil or not call.with_response then return result, err end
+  if result == nil then return nil, err end
+  if not call.with_response then return result end
   return result, nil, { status = status, headers = headers }
 end
 

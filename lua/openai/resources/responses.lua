@@ -185,14 +185,15 @@ function responses.stream.final(acc, stream)
 end
 
 -- The text of a Response, as the official SDKs' `output_text`: every
--- `output_text` part of every `message` output item, joined.
+-- `output_text` part of every `message` output item, joined. (Tables built
+-- in Lua count as arrays too.)
 function responses.output_text(response)
   local parts = {}
-  if is_array(response.output) then
+  if type(response.output) == "table" then
     for _, item in ipairs(response.output) do
-      if is_object(item) and item.type == "message" and is_array(item.content) then
+      if type(item) == "table" and item.type == "message" and type(item.content) == "table" then
         for _, part in ipairs(item.content) do
-          if is_object(part) and part.type == "output_text" and type(part.text) == "string" then
+          if type(part) == "table" and part.type == "output_text" and type(part.text) == "string" then
             parts[#parts + 1] = part.text
           end
         end
