@@ -74,7 +74,7 @@ end
 -- objects in a query go with brackets, include[]=x and metadata[k]=v, as
 -- the official SDKs send them, where the description declares OpenAPI's
 -- default style (form, explode: include=x, k=v); a Content-Type without
--- a body.
+-- a body (none now).
 ---------------------------------------------------------------------------
 
 local ID, ITEM = "chatcmpl-conformance", "msg_conformance"
@@ -84,10 +84,6 @@ local INCLUDE_NOTE = "query parameter 'include' sent as include[]=... (the offic
   .. " OpenAPI style form, explode true would repeat include=..."
 local METADATA_NOTE = "query parameter 'metadata' sent as metadata[key]=... (deepObject, as the official SDKs);"
   .. " it is declared with style form, explode true"
--- A POST without a body goes with libcurl's default Content-Type for one
--- (CURLOPT_POSTFIELDS of size 0); the official SDKs send none.
-local EMPTY_POST_NOTE = "Content-Type 'application/x-www-form-urlencoded' sent with an empty body;"
-  .. " the operation takes no body"
 
 local MESSAGES = {
   { role = "developer", content = "Answer in JSON." },
@@ -158,7 +154,7 @@ local RESPONSE_CALLS = {
     { include = { "message.output_text.logprobs" }, stream = true, starting_after = 3 } },
   { "responses.retrieve", operation = "getResponse", RESP, { include_obfuscation = false } },
   { "responses.delete", operation = "deleteResponse", RESP },
-  { "responses.cancel", operation = "cancelResponse", notes = { EMPTY_POST_NOTE }, RESP },
+  { "responses.cancel", operation = "cancelResponse", RESP }, -- a POST without a body: no Content-Type either
   { "responses.input_items.list", operation = "listInputItems", notes = { INCLUDE_NOTE }, RESP,
     { limit = 2, order = "asc", after = "msg_x", include = { "message.input_image.image_url" } } },
   { "responses.input_tokens.count", operation = "Getinputtokencounts", { model = "gpt-4o-mini", input = "hi" } },
@@ -248,7 +244,7 @@ describe("requests against OpenAI's OpenAPI description", function()
   end
 
   -- The checker can fail: hand-made requests with what it must find.
-  it("reports an unknown query parameter, a missing required field, wrong types and an unknown path", function()
+  it("reports an unknown query parameter, a missing required field or body, wrong types and an unknown path", function()
     local requests = {
       { method = "GET", path = "/v1/chat/completions", query = "limit=ten&order=up&colour=red",
         content_type = cjson.null, body_text = "" },
@@ -261,28 +257,34 @@ describe("requests against OpenAI's OpenAPI description", function()
       { method = "DELETE", path = "/v1/responses/" .. RESP, query = "", content_type = "application/json",
         body_text = "{}" },
       { method = "GET", path = "/v1/chat/completion", query = "", content_type = cjson.null, body_text = "" },
+      { method = "POST", path = "/v1/chat/completions/" .. ID, query = "", content_type = cjson.null, body_text = "" },
+      { method = "POST", path = "/v1/responses/" .. RESP .. "/cancel", query = "",
+        content_type = "application/x-www-form-urlencoded", body_text = "" },
     }
     local results, code = check(spec_path, requests, "negative")
     local got = {}
-    for i, r in ipairs(results) do got[i] = { r.operation_id, r.problems } end
+    for i, r in ipairs(results) do got[i] = { r.operation_id, r.problems, r.notes } end
     assert.are.same({
       { "listChatCompletions", {
         "query parameter limit: 'ten' is not of type 'integer'",
         "query parameter order: 'up' is not one of ['asc', 'desc']",
         "query parameter 'colour' is not declared for this operation",
-      } },
+      }, {} },
       { "createChatCompletion", {
         "body: 'model' is a required property",
         "body.messages[0].content: 3 is not valid under any of the given schemas",
         "body.n: '2' is not of type 'integer', 'null'", -- `nullable: true`, read as "or null"
-      } },
-      { "updateChatCompletion", { "body.metadata.topic: 1 is not of type 'string'" } },
+      }, {} },
+      { "updateChatCompletion", { "body.metadata.topic: 1 is not of type 'string'" }, {} },
       { "getResponse", { "query parameter include[0]: 'everything' is not one of ['file_search_call.results', "
         .. "'web_search_call.results', 'web_search_call.action.sources', 'message.input_image.image_url', "
         .. "'computer_call_output.output.image_url', 'code_interpreter_call.outputs', "
-        .. "'reasoning.encrypted_content', 'message.output_text.logprobs']" } },
-      { "deleteResponse", { "a body is sent, but the operation takes none" } },
-      { cjson.null, { "no operation GET /chat/completion in the spec" } },
+        .. "'reasoning.encrypted_content', 'message.output_text.logprobs']" }, { INCLUDE_NOTE } },
+      { "deleteResponse", { "a body is sent, but the operation takes none" }, {} },
+      { cjson.null, { "no operation GET /chat/completion in the spec" }, {} },
+      { "updateChatCompletion", { "the operation requires a body; none is sent" }, {} },
+      { "cancelResponse", {}, { "Content-Type 'application/x-www-form-urlencoded' sent with an empty body;"
+        .. " the operation takes no body" } },
     }, got)
     assert.are.equal(1, code)
   end)
