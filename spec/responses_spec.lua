@@ -24,17 +24,24 @@ local function event(kind, fields, sequence)
   return "event: " .. kind .. "\ndata: " .. openai.json.encode(fields) .. "\n\n"
 end
 
--- The events of a response whose text arrives as `pieces`, ended by
--- `terminal` (an event type, or nil for none).
-local function events_of(pieces, terminal, final_response)
-  local created = response("resp_1", "in_progress", "")
-  created.output = openai.array()
+-- A list of events and the function that adds the next, numbered from 0;
+-- the first is response.created with an in-progress response `id`.
+local function sequence(id)
   local list, n = {}, 0
   local function add(kind, fields)
     list[#list + 1] = event(kind, fields, n)
     n = n + 1
   end
+  local created = response(id, "in_progress", "")
+  created.output = openai.array()
   add("response.created", { response = created })
+  return list, add
+end
+
+-- The events of a response whose text arrives as `pieces`, ended by
+-- `terminal` (an event type, or nil for none).
+local function events_of(pieces, terminal, final_response)
+  local list, add = sequence("resp_1")
   add("response.output_item.added", { output_index = 0, item = { type = "message", id = "msg_1", status = "in_progress",
     role = "assistant", content = openai.array() } })
   add("response.content_part.added", { item_id = "msg_1", output_index = 0, content_index = 0,
@@ -164,14 +171,7 @@ describe("responses", function()
   end
 
   it("the assembled response folds function call arguments, refusals and the .done events' whole values", function()
-    local created = response("resp_f", "in_progress", "")
-    created.output = openai.array()
-    local list, n = {}, 0
-    local function add(kind, fields)
-      list[#list + 1] = event(kind, fields, n)
-      n = n + 1
-    end
-    add("response.created", { response = created })
+    local list, add = sequence("resp_f")
     add("response.output_item.added", { output_index = 0, item = { type = "function_call", id = "fc_1",
       call_id = "call_1", name = "get_weather", arguments = "" } })
     add("response.function_call_arguments.delta", { item_id = "fc_1", output_index = 0, delta = '{"city":' })
