@@ -24,17 +24,24 @@ local function event(kind, fields, sequence)
   return "event: " .. kind .. "\ndata: " .. openai.json.encode(fields) .. "\n\n"
 end
 
--- The events of a response whose text arrives as `pieces`, ended by
--- `terminal` (an event type, or nil for none).
-local function events_of(pieces, terminal, final_response)
-  local created = response("resp_1", "in_progress", "")
-  created.output = openai.array()
+-- A list of events and the function that adds the next, numbered from 0;
+-- the first is response.created with an in-progress response `id`.
+local function sequence(id)
   local list, n = {}, 0
   local function add(kind, fields)
     list[#list + 1] = event(kind, fields, n)
     n = n + 1
   end
+  local created = response(id, "in_progress", "")
+  created.output = openai.array()
   add("response.created", { response = created })
+  return list, add
+end
+
+-- The events of a response whose text arrives as `pieces`, ended by
+-- `terminal` (an event type, or nil for none).
+local function events_of(pieces, terminal, final_response)
+  local list, add = sequence("resp_1")
   add("response.output_item.added", { output_index = 0, item = { type = "message", id = "msg_1", status = "in_progress",
     role = "assistant", content = openai.array() } })
   add("response.content_part.added", { item_id = "msg_1", output_index = 0, content_index = 0,
@@ -162,6 +169,53 @@ describe("responses", function()
         assert.are.equal("so far", openai.output_text(err.response))
       end)
   end
+
+  it("the assembled response folds function call arguments, refusals and the .done events' whole values", function()
+    local list, add = sequence("resp_f")
+    add("response.output_item.added", { output_index = 0, item = { type = "function_call", id = "fc_1",
+      call_id = "call_1", name = "get_weather", arguments = "" } })
+    add("response.function_call_arguments.delta", { item_id = "fc_1", output_index = 0, delta = '{"city":' })
+    add("response.function_call_arguments.delta", { item_id = "fc_1", output_index = 0, delta = '"Paris"}' })
+    -- output index 2 before 1: a gap, filled with null meanwhile
+    add("response.output_item.added", { output_index = 2, item = { type = "message", id = "msg_3", role = "assistant",
+      content = openai.array() } })
+    add("response.content_part.added", { item_id = "msg_3", output_index = 2, content_index = 0,
+      part = { type = "refusal", refusal = "" } })
+    add("response.refusal.delta", { item_id = "msg_3", output_index = 2, content_index = 0, delta = "I can" })
+    add("response.refusal.delta", { item_id = "msg_3", output_index = 2, content_index = 0, delta = "not." })
+    add("response.output_item.added", { output_index = 1, item = { type = "message", id = "msg_2", role = "assistant",
+      content = openai.array() } })
+    add("response.content_part.added", { item_id = "msg_2", output_index = 1, content_index = 0,
+      part = { type = "output_text", text = "", annotations = openai.array() } })
+    add("response.output_text.delta", { item_id = "msg_2", output_index = 1, content_index = 0, delta = "draft" })
+    add("response.output_text.done", { item_id = "msg_2", output_index = 1, content_index = 0, text = "final text" })
+    -- nonsense the fold must skip: unknown indexes, wrong types, unknown events
+    add("response.output_text.delta", { output_index = 9, content_index = 0, delta = "lost" })
+    add("response.output_text.delta", { output_index = -1, content_index = 0, delta = "lost" })
+    add("response.output_text.delta", { output_index = 1, content_index = 0, delta = 42 })
+    add("response.some_future_event", { whatever = true })
+    server:script { sse(list) }
+    local stream = assert(client.responses.create { model = "m", input = "x", stream = true })
+    local final, err = stream:final()
+    assert.is_nil(final)
+    local output = err.response.output
+    assert.are.same({ "function_call", '{"city":"Paris"}' }, { output[1].type, output[1].arguments })
+    assert.are.same({ "msg_2", "final text" }, { output[2].id, output[2].content[1].text })
+    assert.are.same({ "msg_3", "I cannot." }, { output[3].id, output[3].content[1].refusal })
+    assert.are.equal(3, #output)
+    assert.are.equal("final text", openai.output_text(err.response))
+  end)
+
+  it("the events a caller was given are not changed by the folding", function()
+    local done = response("resp_1", "completed", "ab")
+    server:script { sse(events_of({ "a", "b" }, "response.completed", done)) }
+    local stream = assert(client.responses.create { model = "m", input = "x", stream = true })
+    local added
+    for _ = 1, 3 do added = assert(stream:next()) end
+    assert.are.equal("response.content_part.added", added.type)
+    assert(stream:final())
+    assert.are.equal("", added.part.text) -- the deltas went to the snapshot's own copy
+  end)
 
   it("an error event ends the stream with an APIError carrying its code and message", function()
     local list = events_of({ "a" }, nil)

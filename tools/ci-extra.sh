@@ -1,15 +1,15 @@
 #!/bin/sh
 # The long checks, in sequence: make asan, make valgrind,
-# make tsan, make fuzz FUZZ_SECONDS=20 (override with FUZZ_SECONDS=N), and
-# the JSON fuzz targets built for Lua 5.1 (FUZZ_SECONDS_LUA51=15).
+# make tsan, make fuzz FUZZ_SECONDS=15 (override with FUZZ_SECONDS=N), and
+# the JSON fuzz targets built for Lua 5.1 (FUZZ_SECONDS_LUA51=10).
 # Each step's output is shown as it runs and kept in build/ci-extra/<step>.log;
 # the end is a timed summary. Exit status non-zero when any step failed
 # (all steps run regardless).
 #
 #   sh tools/ci-extra.sh            (or: make ci-extra)
 cd "$(dirname "$0")/.." || exit 2
-FUZZ_SECONDS=${FUZZ_SECONDS:-20}
-FUZZ_SECONDS_LUA51=${FUZZ_SECONDS_LUA51:-15}
+FUZZ_SECONDS=${FUZZ_SECONDS:-15}
+FUZZ_SECONDS_LUA51=${FUZZ_SECONDS_LUA51:-10}
 logs=build/ci-extra
 mkdir -p "$logs"
 

@@ -36,3 +36,5 @@ fi
 run examples/chat.lua "Write a haiku about Lua."
 run examples/stored.lua
 run examples/stream.lua "Count from one to ten in words."
+run examples/responses.lua "Say hello in three languages."
+run examples/conversation.lua

@@ -53,9 +53,7 @@ function errors.new(fields)
   return setmetatable(fields, Error)
 end
 
-local function absent(value)
-  return value == nil or value == core.null
-end
+local absent = require("openai.shape").absent
 
 local function json_text(value)
   local ok, text = pcall(core.json_encode, value)

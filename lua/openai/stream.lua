@@ -33,9 +33,7 @@ local function truthy(value)
   return type(value) ~= "table" or next(value) ~= nil
 end
 
-local function is_object(value)
-  return type(value) == "table" and getmetatable(value) ~= core.array_mt
-end
+local is_object = require("openai.shape").is_object
 
 local function metatable_for(accumulator)
   local mt = metatables[accumulator]

@@ -6,19 +6,10 @@ local compat = require("openai.compat")
 
 local chat = {}
 
--- Server JSON may hold any value anywhere: every read below checks the
--- type before using a value, and skips what it cannot use.
-local function is_array(value)
-  return type(value) == "table" and getmetatable(value) == core.array_mt
-end
-
-local function is_object(value)
-  return type(value) == "table" and getmetatable(value) ~= core.array_mt
-end
-
-local function absent(value)
-  return value == nil or value == core.null
-end
+-- Every read below checks the type before using a value, and skips what
+-- it cannot use.
+local shape = require("openai.shape")
+local is_array, is_object, absent = shape.is_array, shape.is_object, shape.absent
 
 -- A choice or tool call index: an integral number in 0 .. 2^53 - 1 (so
 -- index + 1 never overflows), else nil.

@@ -10,14 +10,9 @@ local errors = require("openai.errors")
 
 local responses = {}
 
--- Server JSON may hold any value anywhere: every read checks the type.
-local function is_array(value)
-  return type(value) == "table" and getmetatable(value) == core.array_mt
-end
-
-local function is_object(value)
-  return type(value) == "table" and getmetatable(value) ~= core.array_mt
-end
+-- Every read checks the type before using a value.
+local shape = require("openai.shape")
+local is_array, is_object = shape.is_array, shape.is_object
 
 -- A copy the snapshot may change without changing the event the caller
 -- was given.
