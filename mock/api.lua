@@ -1,12 +1,31 @@
 -- The /v1 API: authentication, routing and the chat-completions resource.
+-- The Responses and Conversations resources live in mock/responses.lua and
+-- mock/conversations.lua; what all of them share, in mock/wire.lua.
 --
 -- Replies are deterministic (the assistant echoes the last message) so specs
 -- can assert exact values.  Numbers from request bodies are echoed as their
 -- raw text (see mock.json), never through floats.
+--
+-- Request headers that steer the mock (the real API ignores them):
+--   X-Mock-Stream-Chunks: N      the reply is "tok1 " .. "tokN " (N pieces,
+--                                N stream events) instead of the echo;
+--                                chat completions and responses
+--   X-Mock-Response-Outcome: O   how a response ends: completed (default),
+--                                failed (response.failed), incomplete
+--                                (response.incomplete, max_output_tokens) or
+--                                error (an `error` event; a 500 when not
+--                                streamed); the last three after at most 2
+--                                text deltas
+--   X-Mock-Background-Ms: MS     a background response is queued for MS/2,
+--                                in progress until MS, then ends (default
+--                                200)
 
 local json = require("mock.json")
 local http = require("mock.http")
+local wire = require("mock.wire")
 local Store = require("mock.store")
+local Responses = require("mock.responses")
+local Conversations = require("mock.conversations")
 
 local M = {}
 M.__index = M
@@ -14,26 +33,13 @@ M.__index = M
 local CREATED_BASE = 1738960610
 local null = json.null
 
----------------------------------------------------------------------------
--- Error bodies (shapes of the real API)
----------------------------------------------------------------------------
-
-local function error_body(message, param, code, etype)
-  return json.encode(json.obj("error", json.obj(
-    "message", message,
-    "type", etype or "invalid_request_error",
-    "param", param or null,
-    "code", code or null)))
-end
+local error_body, invalid_type, page_params = wire.error_body, wire.invalid_type, wire.page_params
+local BAD_JSON_MESSAGE = wire.BAD_JSON_MESSAGE
 
 local NO_KEY_MESSAGE = "You didn't provide an API key. You need to provide your API key in an Authorization header " ..
   "using Bearer auth (i.e. Authorization: Bearer YOUR_KEY), or as the password field (with blank username) if " ..
   "you're accessing the API from your browser and are prompted for a username. You can obtain an API key from " ..
   "https://platform.openai.com/account/api-keys."
-
-local BAD_JSON_MESSAGE = "We could not parse the JSON body of your request. (HINT: This likely means you aren't " ..
-  "using your HTTP library correctly. The OpenAI API expects a JSON payload, but what was sent was not valid JSON. " ..
-  "If you have trouble figuring out how to fix this, please visit https://platform.openai.com/docs/libraries.)"
 
 -- Like the real API: only the first 3 and last 4 characters survive.
 function M.mask_key(key)
@@ -41,88 +47,10 @@ function M.mask_key(key)
   return key:sub(1, 3) .. string.rep("*", #key - 7) .. key:sub(-4)
 end
 
-local function type_phrase(v)
-  if v == null then return "null" end
-  if json.is_array(v) then return "an array" end
-  if json.is_object(v) then return "an object" end
-  if json.is_number(v) then return "a number" end
-  if type(v) == "boolean" then return "a boolean" end
-  return "a string"
-end
-
-local function invalid_type(param, expected, v)
-  return error_body(string.format("Invalid type for '%s': expected %s, but got %s instead.",
-    param, expected, type_phrase(v)), param, "invalid_type")
-end
-
----------------------------------------------------------------------------
--- Small helpers
----------------------------------------------------------------------------
-
-function M.pct_decode(s)
-  return (s:gsub("%%(%x%x)", function(h) return string.char(tonumber(h, 16)) end))
-end
-
--- Query string -> map of decoded keys to decoded values (last one wins), plus
--- the metadata[...] filters in order.  '+' stays a literal plus.
-function M.parse_query(q)
-  local map, metadata = {}, {}
-  for pair in q:gmatch("[^&]+") do
-    local k, v = pair:match("^([^=]*)=?(.*)$")
-    k, v = M.pct_decode(k), M.pct_decode(v)
-    map[k] = v
-    local mk = k:match("^metadata%[(.*)%]$")
-    if mk then metadata[#metadata + 1] = { mk, v } end
-  end
-  return map, metadata
-end
+M.pct_decode = wire.pct_decode
+M.parse_query = wire.parse_query
 
 local message_text = Store.message_text
-
-local function count_words(s)
-  local n = 0
-  for _ in s:gmatch("%S+") do n = n + 1 end
-  return n
-end
-
--- Validated paging parameters, or nil, error body.
-local function page_params(q)
-  local p = { limit = 20, order = "asc" }
-  if q.limit ~= nil then
-    if not q.limit:match("^%-?%d+$") then
-      return nil, error_body(string.format("Invalid 'limit': expected an integer, but got '%s' instead.", q.limit),
-        "limit", "invalid_type")
-    end
-    p.limit = tonumber(q.limit)
-    if p.limit < 1 then
-      return nil, error_body(string.format(
-        "Invalid 'limit': integer below minimum value. Expected a value >= 1, but got %s instead.", q.limit),
-        "limit", "integer_below_min_value")
-    elseif p.limit > 100 then
-      return nil, error_body(string.format(
-        "Invalid 'limit': integer above maximum value. Expected a value <= 100, but got %s instead.", q.limit),
-        "limit", "integer_above_max_value")
-    end
-  end
-  if q.order ~= nil then
-    if q.order ~= "asc" and q.order ~= "desc" then
-      return nil, error_body(string.format("Invalid value: '%s'. Supported values are: 'asc' and 'desc'.", q.order),
-        "order", "invalid_value")
-    end
-    p.order = q.order
-  end
-  if q.after ~= nil and q.after ~= "" then p.after = q.after end
-  return p
-end
-
-local function list_body(values, ids, has_more)
-  return json.encode(json.obj(
-    "object", "list",
-    "data", json.array(values),
-    "first_id", ids[1] or null,
-    "last_id", ids[#ids] or null,
-    "has_more", has_more))
-end
 
 ---------------------------------------------------------------------------
 -- The API object
@@ -138,6 +66,9 @@ end
 function M:reset()
   self.store = Store.new(self.fixtures)
   self.completion_seq = 0
+  if self.responses then self.responses:close() end -- stops background work
+  self.conversations = Conversations.new(CREATED_BASE)
+  self.responses = Responses.new(self.conversations, CREATED_BASE)
 end
 
 -- nil when authorised, else the 401 body.
@@ -154,28 +85,56 @@ function M:auth_error(req)
   return nil
 end
 
+-- The routes: method, path pattern (captures are the ids, percent-decoded),
+-- the resource that answers (nil: this object, chat completions) and its
+-- handler, called as handler(resource, req, res, ids...).
+local ROUTES = {
+  { "POST", "^/v1/chat/completions$", nil, "create" },
+  { "GET", "^/v1/chat/completions$", nil, "list" },
+  { "GET", "^/v1/chat/completions/([^/]+)$", nil, "retrieve" },
+  { "POST", "^/v1/chat/completions/([^/]+)$", nil, "update" },
+  { "DELETE", "^/v1/chat/completions/([^/]+)$", nil, "delete" },
+  { "GET", "^/v1/chat/completions/([^/]+)/messages$", nil, "messages" },
+  { "POST", "^/v1/responses$", "responses", "create" },
+  { "POST", "^/v1/responses/input_tokens$", "responses", "input_tokens" },
+  { "POST", "^/v1/responses/compact$", "responses", "compact" },
+  { "GET", "^/v1/responses/([^/]+)$", "responses", "retrieve" },
+  { "DELETE", "^/v1/responses/([^/]+)$", "responses", "delete" },
+  { "POST", "^/v1/responses/([^/]+)/cancel$", "responses", "cancel" },
+  { "GET", "^/v1/responses/([^/]+)/input_items$", "responses", "input_items" },
+  { "POST", "^/v1/conversations$", "conversations", "create" },
+  { "GET", "^/v1/conversations/([^/]+)$", "conversations", "retrieve" },
+  { "POST", "^/v1/conversations/([^/]+)$", "conversations", "update" },
+  { "DELETE", "^/v1/conversations/([^/]+)$", "conversations", "delete" },
+  { "POST", "^/v1/conversations/([^/]+)/items$", "conversations", "add_items" },
+  { "GET", "^/v1/conversations/([^/]+)/items$", "conversations", "list_items" },
+  { "GET", "^/v1/conversations/([^/]+)/items/([^/]+)$", "conversations", "retrieve_item" },
+  { "DELETE", "^/v1/conversations/([^/]+)/items/([^/]+)$", "conversations", "delete_item" },
+}
+
+local function decoded(first, ...)
+  if first == nil then return end
+  return M.pct_decode(first), decoded(...)
+end
+
 function M:handle(req, res)
-  local path = req.path
+  local path, method = req.path, req.method
   if path:sub(1, 4) ~= "/v1/" then
-    return res:send(404, error_body(string.format("Invalid URL (%s %s)", req.method, path)))
+    return res:send(404, error_body(string.format("Invalid URL (%s %s)", method, path)))
   end
   local unauthorised = self:auth_error(req)
   if unauthorised then return res:send(401, unauthorised) end
 
-  local method = req.method
-  if path == "/v1/chat/completions" then
-    if method == "POST" then return self:create(req, res) end
-    if method == "GET" then return self:list(req, res) end
-  else
-    local raw_id = path:match("^/v1/chat/completions/([^/]+)$")
-    if raw_id then
-      local id = M.pct_decode(raw_id)
-      if method == "GET" then return self:retrieve(id, res) end
-      if method == "POST" then return self:update(id, req, res) end
-      if method == "DELETE" then return self:delete(id, res) end
+  for _, route in ipairs(ROUTES) do
+    if route[1] == method then
+      local captures = { path:match(route[2]) }
+      if captures[1] then
+        local resource = route[3] and self[route[3]] or self
+        -- a pattern without captures yields the whole match: no ids then
+        if not route[2]:find("(", 1, true) then captures = {} end
+        return resource[route[4]](resource, req, res, decoded(table.unpack(captures)))
+      end
     end
-    raw_id = path:match("^/v1/chat/completions/([^/]+)/messages$")
-    if raw_id and method == "GET" then return self:messages(M.pct_decode(raw_id), req, res) end
   end
   return res:send(404, error_body(string.format("Invalid URL (%s %s)", method, path)))
 end
@@ -184,13 +143,13 @@ local function not_found(id)
   return error_body(string.format("No chat completion found with id '%s'.", id))
 end
 
-function M:retrieve(id, res)
+function M:retrieve(_, res, id)
   local entry = self.store:get(id)
   if not entry then return res:send(404, not_found(id)) end
   res:send(200, entry.raw or json.encode(entry.obj))
 end
 
-function M:update(id, req, res)
+function M:update(req, res, id)
   local body = json.decode(req.body)
   if not json.is_object(body) then return res:send(400, error_body(BAD_JSON_MESSAGE)) end
   local md = body.metadata
@@ -205,7 +164,7 @@ function M:update(id, req, res)
   res:send(200, json.encode(entry.obj))
 end
 
-function M:delete(id, res)
+function M:delete(_, res, id)
   if not self.store:delete(id) then return res:send(404, not_found(id)) end
   res:send(200, json.encode(json.obj("object", "chat.completion.deleted", "id", id, "deleted", true)))
 end
@@ -233,19 +192,13 @@ function M:list(req, res)
     values[i] = Store.value(entry)
     ids[i] = entry.id
   end
-  res:send(200, list_body(values, ids, has_more))
+  res:send(200, wire.list_body(values, ids, has_more))
 end
 
-function M:messages(id, req, res)
+function M:messages(req, res, id)
   local entry = self.store:get(id)
   if not entry then return res:send(404, not_found(id)) end
-  local q = M.parse_query(req.query)
-  local p, err = page_params(q)
-  if not p then return res:send(400, err) end
-  local page, has_more = Store.paginate(entry.messages, p)
-  local ids = {}
-  for i, m in ipairs(page) do ids[i] = m.id end
-  res:send(200, list_body(page, ids, has_more))
+  wire.send_page(req, res, entry.messages)
 end
 
 ---------------------------------------------------------------------------
@@ -312,41 +265,21 @@ function M:create(req, res)
   local body, err = validate_create(req.body)
   if not body then return res:send(400, err) end
 
-  -- X-Mock-Stream-Chunks: N replaces the reply by "tok1 " .. "tokN ".
-  local forced = http.header(req.headers, "x-mock-stream-chunks")
-  if forced and not forced:match("^%d+$") then
-    return res:send(400, error_body("X-Mock-Stream-Chunks must be a non-negative integer", nil, nil))
-  end
+  local count, piece = wire.reply_pieces(req, message_text(body.messages[#body.messages]))
+  if not count then return res:send(400, piece) end
 
   self.completion_seq = self.completion_seq + 1
   local prompt_words = 0
-  for _, m in ipairs(body.messages) do prompt_words = prompt_words + count_words(message_text(m)) end
+  for _, m in ipairs(body.messages) do prompt_words = prompt_words + wire.count_words(message_text(m)) end
   local c = {
     body = body,
     id = "chatcmpl-mock" .. self.completion_seq,
     created = CREATED_BASE + self.completion_seq,
     prompt_tokens = prompt_words,
+    completion_tokens = count,
     metadata = (json.is_object(body.metadata) and body.metadata) or json.obj(),
   }
-
-  -- The reply as a lazily produced sequence of pieces (words with their
-  -- trailing space), so 10 000 streamed chunks never exist all at once.
-  local count, piece
-  if forced then
-    count = tonumber(forced)
-    piece = function(i) return "tok" .. i .. " " end
-  else
-    local words = {}
-    for w in ("Echo: " .. message_text(body.messages[#body.messages])):gmatch("%S+%s*") do words[#words + 1] = w end
-    count = #words
-    piece = function(i) return words[i] end
-  end
-  c.completion_tokens = count
-  local function full_text()
-    local parts = {}
-    for i = 1, count do parts[i] = piece(i) end
-    return table.concat(parts)
-  end
+  local function full_text() return wire.joined(count, piece) end
 
   local function store_it()
     if body.store == true then

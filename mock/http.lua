@@ -134,17 +134,31 @@ Conn.__index = Conn
 local Response = {}
 Response.__index = Response
 
-local function new_timer_for(conn, ms, fn)
+-- Runs fn() once after `ms`; the timer sits in the set `timers` until then
+-- (close_timers stops those still waiting).
+function M.one_shot(timers, ms, fn)
   local t = uv.new_timer()
-  conn.timers[t] = true
+  timers[t] = true
   t:start(math.max(0, math.floor(ms)), 0, function()
-    conn.timers[t] = nil
+    timers[t] = nil
     t:close()
+    fn()
+  end)
+  return t
+end
+
+function M.close_timers(timers)
+  for t in pairs(timers) do
+    if not t:is_closing() then t:close() end
+  end
+end
+
+local function new_timer_for(conn, ms, fn)
+  return M.one_shot(conn.timers, ms, function()
     if conn.closed then return end
     local ok, err = pcall(fn)
     if not ok then conn.server.on_error(err); conn:close() end
   end)
-  return t
 end
 
 -- Marks the connection closed and drops its timers; false if it already was.
@@ -152,9 +166,7 @@ function Conn:begin_close()
   if self.closed then return false end
   self.closed = true
   self:response_ended()
-  for t in pairs(self.timers) do
-    if not t:is_closing() then t:close() end
-  end
+  M.close_timers(self.timers)
   self.timers = {}
   if self.on_close then pcall(self.on_close) end
   pcall(uv.read_stop, self.tcp)

@@ -8,8 +8,11 @@
 -- makes the server exit when that process is gone, so a crashed test run
 -- never leaves mocks behind.
 --
--- Layout: mock/http.lua (HTTP layer), mock/api.lua (the /v1 routes),
--- mock/store.lua (stored completions), mock/script.lua (scripted responses),
+-- Layout: mock/http.lua (HTTP layer), mock/api.lua (the /v1 routes and chat
+-- completions), mock/responses.lua and mock/conversations.lua (the Responses
+-- and Conversations APIs), mock/items.lua (their input items), mock/wire.lua
+-- (error bodies and list pages of every resource), mock/store.lua (stored
+-- completions), mock/script.lua (scripted responses),
 -- mock/json.lua (codec that keeps raw numbers), mock/serve.lua (command line
 -- and life cycle, shared with spec/hostile/server.lua).  This file wires them
 -- together and owns the control endpoints under /__mock/.
