@@ -206,6 +206,27 @@ describe("responses", function()
     assert.are.equal("final text", openai.output_text(err.response))
   end)
 
+  it("the .done events of a part and an item replace what the deltas built", function()
+    local list, add = sequence("resp_d")
+    local item = { type = "message", id = "msg_1", status = "in_progress", role = "assistant", content = openai.array() }
+    add("response.output_item.added", { output_index = 0, item = item })
+    add("response.content_part.added", { item_id = "msg_1", output_index = 0, content_index = 0,
+      part = { type = "output_text", text = "", annotations = openai.array() } })
+    add("response.output_text.delta", { item_id = "msg_1", output_index = 0, content_index = 0, delta = "dra" })
+    add("response.output_text.delta", { item_id = "msg_1", output_index = 0, content_index = 0, delta = "ft" })
+    add("response.content_part.done", { item_id = "msg_1", output_index = 0, content_index = 0,
+      part = { type = "output_text", text = "part done", annotations = openai.array() } })
+    add("response.output_text.delta", { item_id = "msg_1", output_index = 0, content_index = 0, delta = "+" })
+    add("response.output_item.done", { output_index = 0, item = { type = "message", id = "msg_1", status = "completed",
+      role = "assistant", content = { { type = "output_text", text = "item done", annotations = openai.array() } } } })
+    server:script { sse(list) }
+    local stream = assert(client.responses.create { model = "m", input = "x", stream = true })
+    local _, err = stream:final()
+    local out = err.response.output[1]
+    assert.are.same({ "completed", "item done" }, { out.status, out.content[1].text })
+    assert.are.equal("item done", openai.output_text(err.response))
+  end)
+
   it("the events a caller was given are not changed by the folding", function()
     local done = response("resp_1", "completed", "ab")
     server:script { sse(events_of({ "a", "b" }, "response.completed", done)) }

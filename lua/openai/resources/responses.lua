@@ -80,14 +80,17 @@ end
 
 local TERMINAL = { ["response.completed"] = true, ["response.failed"] = true, ["response.incomplete"] = true }
 
+-- An output item added (or, done, replaced) at its output_index.
+local function put_item(acc, event)
+  local snapshot, at = acc.snapshot, position(event.output_index)
+  if snapshot == nil or at == nil or not is_object(event.item) then return end
+  if not is_array(snapshot.output) then snapshot.output = setmetatable({}, core.array_mt) end
+  put(snapshot.output, at, event.item)
+end
+
 -- What each event type does to the snapshot.
 local FOLD = {
-  ["response.output_item.added"] = function(acc, event)
-    local snapshot, at = acc.snapshot, position(event.output_index)
-    if snapshot == nil or at == nil or not is_object(event.item) then return end
-    if not is_array(snapshot.output) then snapshot.output = setmetatable({}, core.array_mt) end
-    put(snapshot.output, at, event.item)
-  end,
+  ["response.output_item.added"] = put_item,
   ["response.content_part.added"] = function(acc, event)
     local item, at = item_of(acc, event), position(event.content_index)
     if item == nil or at == nil or not is_object(event.part) then return end
@@ -115,7 +118,7 @@ local FOLD = {
   ["response.output_item.done"] = function(acc, event)
     local old = item_of(acc, event)
     if old ~= nil then acc.pieces[old] = nil end
-    FOLD["response.output_item.added"](acc, event)
+    put_item(acc, event)
   end,
 }
 
