@@ -52,6 +52,14 @@ describe("finalizers during a call", function()
     -- The older collectors (5.1 to 5.3, LuaJIT) finish a cycle inside a
     -- read only when reads allocate more: 8 kB events there.
     local size = util.runtime == "lua5.4" and 200 or 8000
-    assert_inside(rounds("stream", "flood?size=" .. size .. "&count=400"))
+    -- Whether a cycle ends inside a read depends on how the events arrive
+    -- (many at once on a busy machine): up to three sets of rounds, each
+    -- of which must be right whatever it shows.
+    local inside, output
+    for _ = 1, 3 do
+      inside, output = rounds("stream", "flood?size=" .. size .. "&count=400")
+      if inside > 0 then break end
+    end
+    assert_inside(inside, output)
   end)
 end)
