@@ -131,27 +131,35 @@ local function header_lines(set)
   return out
 end
 
--- The layers a call starts from, by what it sends: "plain" (no body),
--- "json" (a JSON body) or "stream" (a JSON body asking for a stream).
+-- The layers a call starts from, by what it sends (Content-Type) and what
+-- it wants back (Accept). Content-Type false: none, not even the form type
+-- libcurl gives a POST's empty body (a cancel has no body to describe).
+local VARIANTS = {
+  plain = {},                                        -- no body: GET, DELETE
+  bodiless = { content_type = false },               -- a POST without a body
+  json = { content_type = "application/json" },
+  bytes = { content_type = "application/octet-stream" }, -- client:request's string body, as it is
+  stream = { content_type = "application/json", accept = "text/event-stream" },
+  events = { accept = "text/event-stream" },          -- a stream a GET's query asks for
+  bytes_events = { content_type = "application/octet-stream", accept = "text/event-stream" },
+}
+
 local function header_variants(headers)
-  local json, stream, bytes = header_copy(headers), header_copy(headers), header_copy(headers)
-  header_set(stream, "Accept", "text/event-stream")
-  header_set(stream, "Content-Type", "application/json")
-  header_set(json, "Content-Type", "application/json")
-  -- A body given as a string (client:request) is sent as it is; without a
-  -- Content-Type of the caller's libcurl would call it a form.
-  header_set(bytes, "Content-Type", "application/octet-stream")
-  -- A stream asked for without a JSON body: a GET (a response's events
-  -- resumed), or client:request's.
-  local events, bytes_events = header_copy(headers), header_copy(bytes)
-  header_set(events, "Accept", "text/event-stream")
-  header_set(bytes_events, "Accept", "text/event-stream")
-  -- A POST without a body (a cancel) has none to describe: libcurl would
-  -- call its empty body a form.
-  local bodiless = header_copy(headers)
-  header_set(bodiless, "Content-Type", false)
-  return { plain = headers, json = json, stream = stream, bytes = bytes, events = events, bytes_events = bytes_events,
-           bodiless = bodiless }
+  local out = {}
+  for name, variant in pairs(VARIANTS) do
+    local set = header_copy(headers)
+    if variant.accept then header_set(set, "Accept", variant.accept) end
+    if variant.content_type ~= nil then header_set(set, "Content-Type", variant.content_type) end
+    out[name] = set
+  end
+  return out
+end
+
+-- One table per variant for the header lines shared by its calls.
+local function shared_lines_by_variant()
+  local out = {}
+  for name in pairs(VARIANTS) do out[name] = {} end
+  return out
 end
 
 -- OPENAI_CUSTOM_HEADERS: "Name: value" lines.
@@ -307,7 +315,7 @@ function M.new_state(opts)
     -- lines sent by calls without headers or timeout of their own, by
     -- variant and attempt, built on first use (see attempt_lines).
     headers = header_variants(headers),
-    shared_lines = { plain = {}, json = {}, stream = {}, bytes = {}, events = {}, bytes_events = {}, bodiless = {} },
+    shared_lines = shared_lines_by_variant(),
     base = url.split_base(base_url),
     default_query = opts.default_query,
     wanted_transport = wanted,

@@ -67,7 +67,7 @@ function Reader:read(wait)
   local raw = self.raw
   if wait == false or tasks.current() == nil then return raw:read(wait) end
   while true do
-    if not raw:ready() then tasks.wait(self) end
+    tasks.wait(self) -- at once when an event is there
     local event, data, detail = raw:read(false)
     if event ~= nil or data ~= "pending" then return event, data, detail end
   end
@@ -86,7 +86,7 @@ function Curl:stream(method, url, lines, body, timeout)
     if started == nil then return nil, kind, message end
     tasks.hold(started)
     repeat
-      if not started:ready() then tasks.wait(started) end
+      tasks.wait(started)
       status, headers, raw, detail = started:head()
     until status ~= nil or headers ~= "pending"
   end
